@@ -1,0 +1,95 @@
+// swift-tools-version:6.0
+// llava-forge: the LLaVA visual-instruction-tuning recipe in one Swift package.
+// Module layout mirrors the data path: Ingest → Contexts → Prompts → LLMClient → Generation → Parsing → Store → Export.
+import PackageDescription
+
+// Numeric and parsing hot paths are compiled with optimization even in debug builds, so that
+// `swift test` (debug) stays fast enough; see docs/ARCHITECTURE.md "Build modes".
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-O"])]
+
+let package = Package(
+    name: "llava-forge",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "llava-forge", targets: ["LlavaForgeCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+    ],
+    targets: [
+        // System libraries (apt providers; scripts/setup.sh installs them on a fresh machine).
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+
+        // Shared utilities: errors with locations, hashing, seeded RNG, memory-mapped files.
+        .target(name: "ForgeCore", swiftSettings: hotPath),
+        // SQLite store (GRDB over the system SQLite): schema, migrations, queries.
+        .target(name: "Store", dependencies: [
+            "ForgeCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
+        ]),
+        // COCO captions/instances JSON → Store, streaming over a memory map.
+        .target(name: "Ingest", dependencies: [
+            "ForgeCore", "Store",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
+        ], swiftSettings: hotPath),
+        // Symbolic contexts in LLaVA's exact text format.
+        .target(name: "Contexts", dependencies: ["ForgeCore", "Store"]),
+        // prompts/ and seeds/ on disk → chat messages.
+        .target(name: "Prompts", dependencies: ["ForgeCore", "Contexts", .product(name: "Yams", package: "Yams")]),
+        // OpenAI-compatible chat completions over libcurl.
+        .target(name: "LLMClient", dependencies: ["ForgeCore", "CCurl"]),
+        // Raw model responses → LLaVA conversation turns.
+        .target(name: "Parsing", dependencies: ["ForgeCore"]),
+        // contexts → requests → responses → samples, journalled in the Store.
+        .target(name: "Generation", dependencies: [
+            "ForgeCore", "Store", "Contexts", "Prompts", "LLMClient", "Parsing",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // LLaVA JSON / JSONL export, inspect, stats.
+        .target(name: "Export", dependencies: ["ForgeCore", "Store", "Contexts"]),
+
+        // ---- The engine core: checkpoints, tokenizers, images, tensor math, models. ----
+        // Tensor math on OpenBLAS (sgemm/sgemv, OpenBLAS core selection) and SIMD element-wise kernels.
+        .target(name: "TensorMath", dependencies: ["ForgeCore", "COpenBLAS"], swiftSettings: hotPath),
+        // safetensors (single/sharded, mmap) and GGUF (metadata, tensor infos, dequantization).
+        .target(name: "Checkpoints", dependencies: ["ForgeCore"], swiftSettings: hotPath),
+        // HF tokenizer.json BPE (byte-level and SentencePiece-style), GGUF tokenizers, chat templates.
+        .target(name: "Tokenizers", dependencies: ["ForgeCore", "Checkpoints"], swiftSettings: hotPath),
+        // JPEG/PNG decoding (libjpeg, libpng) and CLIP preprocessing.
+        .target(name: "Imaging", dependencies: ["ForgeCore", "CJPEG", "CPNG"], swiftSettings: hotPath),
+        // LLaMA-family decoder, CLIP ViT, projector, LLaVA composition; configs and key mapping.
+        .target(name: "Models", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Tokenizers", "Imaging"], swiftSettings: hotPath),
+
+        .executableTarget(name: "LlavaForgeCLI", dependencies: [
+            "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Parsing", "Generation", "Export",
+            "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "Models",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // Test support: a loopback OpenAI-compatible mock server with fault injection.
+        .target(name: "MockOpenAI", dependencies: ["ForgeCore"], path: "Tests/MockOpenAI"),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Store", "ForgeCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ContextTests", dependencies: ["Contexts", "Ingest", "Store", "ForgeCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "ForgeCore"]),
+        .testTarget(name: "ParsingTests", dependencies: ["Parsing", "ForgeCore"]),
+        .testTarget(name: "GenerationTests", dependencies: [
+            "Generation", "LLMClient", "Prompts", "Store", "Ingest", "MockOpenAI", "ForgeCore",
+        ]),
+        .testTarget(name: "ExportTests", dependencies: ["Export", "Store", "Ingest", "ForgeCore"]),
+        .testTarget(name: "TensorMathTests", dependencies: ["TensorMath", "ForgeCore"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizers", "Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelTests", dependencies: ["Models", "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
+    ],
+    swiftLanguageModes: [.v5]
+)

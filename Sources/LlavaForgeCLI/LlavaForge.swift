@@ -1,0 +1,39 @@
+import ArgumentParser
+import ForgeCore
+import Foundation
+
+struct LlavaForge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "llava-forge",
+        abstract: "LLaVA visual instruction tuning on one machine: COCO → instruction data → SQLite → LLaVA JSON.",
+        discussion: """
+        The data path, stage by stage:
+          ingest    COCO captions/instances JSON → SQLite
+          context   print an image's symbolic context (LLaVA's format)
+          generate  ask an OpenAI-compatible LLM for samples of one type
+          export    write LLaVA JSON (combined and per type)
+          inspect   read samples of one type with their context
+          stats     counts, failures, lengths, tokens
+        """,
+        subcommands: [Ingest.self, Context.self, Generate.self, Export.self, Inspect.self, Stats.self]
+    )
+}
+
+/// Runs a command body, turning our errors into one clear line on stderr and exit code 1.
+func runReportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as ForgeError {
+        FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+        throw ExitCode(e.kind == .usage ? 64 : 1)
+    }
+}
+
+func printErr(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+struct DatabaseOption: ParsableArguments {
+    @Option(name: .long, help: "The SQLite database file (created if missing).")
+    var db: String = "llava-forge.db"
+}

@@ -1,0 +1,113 @@
+import GRDB
+
+/// Versioned schema. Never edit a shipped migration: add a new one.
+///
+/// Tables (v1):
+/// - images(id, file_name, width, height, source)            — COCO images, id = COCO image id
+/// - captions(id, image_id, seq, caption)                    — seq = position in its file (file order)
+/// - categories(id, name, supercategory)
+/// - boxes(id, image_id, category_id, seq, x, y, w, h, iscrowd, area) — COCO [x, y, w, h] in pixels
+/// - meta(key, value)                                     — e.g. image_root
+/// - ingests(...)                                            — one row per ingested file, with counts
+/// - runs(...)                                               — one generate invocation
+/// - requests(...)                                           — one chat call, keyed by the hash of what is sent
+/// - samples(...)                                            — parsed outcome of one request
+public enum ForgeSchema {
+    public static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+            CREATE TABLE images (
+                id INTEGER PRIMARY KEY,
+                file_name TEXT NOT NULL,
+                width INTEGER NOT NULL,
+                height INTEGER NOT NULL,
+                source TEXT NOT NULL DEFAULT ''
+            );
+            CREATE TABLE captions (
+                id INTEGER PRIMARY KEY,
+                image_id INTEGER NOT NULL,
+                seq INTEGER NOT NULL,
+                caption TEXT NOT NULL
+            );
+            CREATE INDEX captions_by_image ON captions(image_id, seq);
+            CREATE TABLE categories (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                supercategory TEXT NOT NULL DEFAULT ''
+            );
+            CREATE TABLE boxes (
+                id INTEGER PRIMARY KEY,
+                image_id INTEGER NOT NULL,
+                category_id INTEGER NOT NULL,
+                seq INTEGER NOT NULL,
+                x REAL NOT NULL, y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL,
+                iscrowd INTEGER NOT NULL DEFAULT 0,
+                area REAL NOT NULL DEFAULT 0
+            );
+            CREATE INDEX boxes_by_image ON boxes(image_id, seq);
+            CREATE TABLE meta (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            );
+            CREATE TABLE ingests (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                path TEXT NOT NULL,
+                kind TEXT NOT NULL,              -- captions | instances
+                size_bytes INTEGER NOT NULL,
+                images INTEGER NOT NULL, captions INTEGER NOT NULL, boxes INTEGER NOT NULL,
+                categories INTEGER NOT NULL,
+                skipped_json TEXT NOT NULL,      -- {"reason": count}
+                seconds REAL NOT NULL,
+                finished_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+            );
+            CREATE TABLE runs (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                type TEXT NOT NULL,
+                base_url TEXT NOT NULL,
+                model TEXT NOT NULL,
+                params_json TEXT NOT NULL,
+                requested INTEGER NOT NULL,
+                started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+                finished_at TEXT,
+                totals_json TEXT
+            );
+            CREATE TABLE requests (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                cache_key TEXT NOT NULL UNIQUE,  -- sha256 of model + messages + sampling params
+                run_id INTEGER REFERENCES runs(id),
+                image_id INTEGER NOT NULL,
+                type TEXT NOT NULL,
+                model TEXT NOT NULL,
+                context TEXT NOT NULL,
+                body_json TEXT NOT NULL,         -- exactly what is POSTed (no key)
+                status TEXT NOT NULL,            -- pending | in_flight | done | failed
+                attempts INTEGER NOT NULL DEFAULT 0,
+                http_status INTEGER,
+                error TEXT,
+                response_text TEXT,
+                finish_reason TEXT,
+                prompt_tokens INTEGER, completion_tokens INTEGER,
+                latency_ms REAL,
+                created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+                updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+            );
+            CREATE INDEX requests_by_type ON requests(type, status);
+            CREATE INDEX requests_by_image ON requests(image_id, type);
+            CREATE TABLE samples (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                request_id INTEGER NOT NULL UNIQUE REFERENCES requests(id),
+                image_id INTEGER NOT NULL,
+                type TEXT NOT NULL,
+                status TEXT NOT NULL,            -- ok | parse_failed | truncated
+                reason TEXT,                     -- why not ok
+                conversations_json TEXT,         -- [{"from": "human"|"gpt", "value": ...}]
+                turns INTEGER NOT NULL DEFAULT 0,
+                created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+            );
+            CREATE INDEX samples_by_type ON samples(type, status);
+            """)
+        }
+        return m
+    }
+}

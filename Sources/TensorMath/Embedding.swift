@@ -1,0 +1,29 @@
+/// Token embedding lookup: rows of a `[vocab, dim]` table.
+public enum Embedding {
+    /// out `[tokens, dim]` = table `[vocab, dim]` rows at `tokenIDs` (`[tokens]`, each in 0..<vocab).
+    public static func forward(
+        out: UnsafeMutablePointer<Float>,
+        tokenIDs: UnsafeBufferPointer<Int>,
+        table: UnsafePointer<Float>,
+        vocab: Int, dim: Int
+    ) {
+        for (row, id) in tokenIDs.enumerated() {
+            precondition(id >= 0 && id < vocab, "Embedding: token id \(id) outside 0..<\(vocab)")
+            (out + row * dim).update(from: table + id * dim, count: dim)
+        }
+    }
+
+    /// dtable rows at `tokenIDs` += dout rows (repeated ids accumulate).
+    public static func backward(
+        dtable: UnsafeMutablePointer<Float>,
+        dout: UnsafePointer<Float>,
+        tokenIDs: UnsafeBufferPointer<Int>,
+        vocab: Int, dim: Int
+    ) {
+        for (row, id) in tokenIDs.enumerated() {
+            precondition(id >= 0 && id < vocab, "Embedding: token id \(id) outside 0..<\(vocab)")
+            let target = dtable + id * dim, source = dout + row * dim
+            for i in 0..<dim { target[i] += source[i] }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+import ForgeCore
+import Foundation
+import GRDB
+@testable import Generation
+import Ingest
+import LLMClient
+import MockOpenAI
+import Prompts
+import Store
+import XCTest
+
+/// The generate stage end to end against the loopback mock: prompt assembly, journal, cache,
+/// parsing into samples, truncation, quota stop, and the one-process lock.
+final class GeneratorTests: XCTestCase {
+    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    var dir: String!
+    var db: ForgeDatabase!
+
+    override func setUpWithError() throws {
+        dir = NSTemporaryDirectory() + "gen-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        db = try ForgeDatabase(path: dir + "/x.db")
+        var images: [String] = [], caps: [String] = [], boxes: [String] = []
+        for i in 1...6 {
+            images.append(#"{"id": \#(i), "file_name": "\#(String(format: "%012d", i)).jpg", "width": 640, "height": 480}"#)
+            caps.append(#"{"image_id": \#(i), "id": \#(100 + i), "caption": "Caption number \#(i) of a dog."}"#)
+            boxes.append(#"{"image_id": \#(i), "id": \#(200 + i), "category_id": 18, "bbox": [10, 20, 100, 50], "iscrowd": 0, "area": 5000}"#)
+        }
+        let capPath = dir + "/c.json", instPath = dir + "/i.json"
+        try #"{"images": [\#(images.joined(separator: ","))], "annotations": [\#(caps.joined(separator: ","))]}"#.write(toFile: capPath, atomically: true, encoding: .utf8)
+        try #"{"images": [\#(images.joined(separator: ","))], "annotations": [\#(boxes.joined(separator: ","))], "categories": [{"id": 18, "name": "dog"}]}"#.write(toFile: instPath, atomically: true, encoding: .utf8)
+        _ = try COCOIngestor(database: db).ingest(IngestOptions(captionsPath: capPath, instancesPath: instPath))
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+
+    func spec(_ type: String) throws -> SampleTypeSpec {
+        try PromptLibrary(promptsDir: Self.repoRoot + "/prompts", seedsDir: Self.repoRoot + "/seeds").load(type: type)
+    }
+
+    func generator(_ server: MockOpenAIServer, type: String, limit: Int, temperature: Double? = nil) throws -> Generator {
+        var cfg = ClientConfig(baseURL: server.baseURL, apiKey: nil)
+        cfg.maxRetries = 1
+        cfg.backoffBase = 0.01
+        var options = GenerateOptions(limit: limit, model: "mock-model", baseURL: server.baseURL)
+        options.concurrency = 3
+        options.temperature = temperature
+        return Generator(database: db, spec: try spec(type), client: try OpenAIClient(config: cfg), options: options)
+    }
+
+    static let conversation = "Question:\nWhat animal is shown?\n===\nAnswer:\nA dog.\n===\nQuestion:\nHow many dogs are there?\n===\nAnswer:\nThere is one dog.\n==="
+
+    func testConversationRunStoresSamplesAndRerunSendsNothing() throws {
+        let server = try MockOpenAIServer { _ in MockOpenAIServer.completion(content: Self.conversation, promptTokens: 321, completionTokens: 45) }
+        try server.start()
+        defer { server.stop() }
+        let s1 = try generator(server, type: "conversation", limit: 4).run()
+        XCTAssertEqual(s1.planned, 4)
+        XCTAssertEqual(s1.sent, 4)
+        XCTAssertEqual(s1.samplesOK, 4)
+        XCTAssertEqual(s1.promptTokens, 4 * 321)
+        XCTAssertEqual(server.requestCount, 4)
+
+        // Prompt assembly: system, each seed example as a user/assistant pair, then the context.
+        let spec = try spec("conversation")
+        let body = try XCTUnwrap(server.receivedRequests.first?.json)
+        let messages = try XCTUnwrap(body["messages"] as? [[String: String]])
+        XCTAssertEqual(messages.count, 2 + 2 * spec.fewShot.count)
+        XCTAssertEqual(messages.first?["role"], "system")
+        XCTAssertEqual(messages.first?["content"], spec.systemMessage)
+        XCTAssertEqual(messages[1]["content"], spec.fewShot[0].context)
+        XCTAssertEqual(messages[2]["role"], "assistant")
+        XCTAssertEqual(messages.last?["role"], "user")
+        XCTAssertTrue(messages.last!["content"]!.hasPrefix("Caption number "), "conversation contexts are captions only")
+        XCTAssertFalse(messages.last!["content"]!.contains("dog: ["))
+        XCTAssertEqual(body["model"] as? String, "mock-model")
+
+        try db.read { d in
+            let rows = try Row.fetchAll(d, sql: "SELECT status, turns, conversations_json FROM samples WHERE type = 'conversation'")
+            XCTAssertEqual(rows.count, 4)
+            for r in rows {
+                XCTAssertEqual(r[0] as String, "ok")
+                XCTAssertEqual(r[1] as Int, 2)
+                let turns = try JSONSerialization.jsonObject(with: Data((r[2] as String).utf8)) as! [[String: String]]
+                XCTAssertEqual(turns.map { $0["from"]! }, ["human", "gpt", "human", "gpt"])
+                XCTAssertTrue(turns[0]["value"]!.contains("<image>"))
+                XCTAssertEqual(turns[1]["value"], "A dog.")
+            }
+            XCTAssertEqual(try Int.fetchOne(d, sql: "SELECT count(*) FROM requests WHERE status = 'done'"), 4)
+        }
+
+        // Same command again: everything is answered, nothing is sent.
+        let s2 = try generator(server, type: "conversation", limit: 4).run()
+        XCTAssertEqual(s2.sent, 0)
+        XCTAssertEqual(s2.cached, 4)
+        XCTAssertEqual(server.requestCount, 4)
+        // Topping up sends only the new ones.
+        let s3 = try generator(server, type: "conversation", limit: 6).run()
+        XCTAssertEqual(s3.sent, 2)
+        XCTAssertEqual(server.requestCount, 6)
+        // A changed sampling parameter changes the request, so it is sent again.
+        let s4 = try generator(server, type: "conversation", limit: 2, temperature: 0.2).run()
+        XCTAssertEqual(s4.sent, 2)
+        XCTAssertEqual(try db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM requests") }, 8)
+    }
+
+    func testDetailUsesBoxesAndAnInstruction() throws {
+        let server = try MockOpenAIServer { _ in MockOpenAIServer.completion(content: "A brown dog stands on the grass near the left edge of the picture.") }
+        try server.start()
+        defer { server.stop() }
+        let s = try generator(server, type: "detail", limit: 3).run()
+        XCTAssertEqual(s.samplesOK, 3)
+        let last = try XCTUnwrap((server.receivedRequests.first?.json?["messages"] as? [[String: String]])?.last?["content"])
+        XCTAssertTrue(last.contains("\n\ndog: [0.016, 0.042, 0.172, 0.146]"), last)
+        let spec = try spec("detail")
+        let turns = try db.read { d in try String.fetchAll(d, sql: "SELECT conversations_json FROM samples") }
+        for t in turns {
+            let conv = try JSONSerialization.jsonObject(with: Data(t.utf8)) as! [[String: String]]
+            XCTAssertEqual(conv.count, 2)
+            let human = conv[0]["value"]!.replacingOccurrences(of: "<image>", with: "").trimmingCharacters(in: .whitespacesAndNewlines)
+            XCTAssertTrue(spec.instructions.contains(human), "instruction comes from the list: \(human)")
+        }
+    }
+
+    func testUnparseableAndTruncatedResponsesAreKeptWithReasons() throws {
+        let server = try MockOpenAIServer { req in
+            let context = ((req.json?["messages"] as? [[String: String]])?.last?["content"]) ?? ""
+            if context.contains("number 1 ") || context.hasPrefix("Caption number 1 ") {
+                return MockOpenAIServer.completion(content: "I'm sorry, I cannot help with that.")
+            }
+            return MockOpenAIServer.completion(content: "Question:\nWhat is this?\n===\nAnswer:\nA dog that", finishReason: "length")
+        }
+        try server.start()
+        defer { server.stop() }
+        let g = try generator(server, type: "reasoning", limit: 6)
+        let s = try g.run()
+        XCTAssertEqual(s.samplesOK, 0)
+        XCTAssertEqual(s.parseFailed, 1)
+        XCTAssertEqual(s.truncated, 5)
+        try db.read { d in
+            let failed = try Row.fetchOne(d, sql: "SELECT reason FROM samples WHERE status = 'parse_failed'")
+            XCTAssertEqual((failed?[0] as String?)?.hasPrefix("no_question"), true, "\(String(describing: failed))")
+            let trunc = try String.fetchAll(d, sql: "SELECT reason FROM samples WHERE status = 'truncated'")
+            XCTAssertTrue(trunc.allSatisfy { $0.contains("finish_reason=length") })
+        }
+    }
+
+    func testQuotaStopsTheRunAndKeepsWhatWasDone() throws {
+        let counter = Counter()
+        let server = try MockOpenAIServer { _ in
+            if counter.increment() <= 2 { return MockOpenAIServer.completion(content: Self.conversation) }
+            return MockOpenAIServer.error(status: 429, message: "You exceeded your current quota", type: "insufficient_quota", code: "insufficient_quota")
+        }
+        try server.start()
+        defer { server.stop() }
+        var cfg = ClientConfig(baseURL: server.baseURL, apiKey: "sk-test-secret")
+        cfg.maxRetries = 0
+        var options = GenerateOptions(limit: 6, model: "m", baseURL: server.baseURL)
+        options.concurrency = 1
+        let s = try Generator(database: db, spec: try spec("conversation"), client: try OpenAIClient(config: cfg), options: options).run()
+        XCTAssertNotNil(s.stoppedReason)
+        XCTAssertEqual(s.samplesOK, 2)
+        XCTAssertEqual(s.errorsByClass["quota"], 1)
+        XCTAssertEqual(server.requestCount, 3, "the run stops at the first quota error")
+        XCTAssertFalse(s.firstErrors.joined().contains("sk-test-secret"))
+        try db.read { d in
+            XCTAssertEqual(try Int.fetchOne(d, sql: "SELECT count(*) FROM samples WHERE status = 'ok'"), 2)
+            XCTAssertEqual(try Int.fetchOne(d, sql: "SELECT count(*) FROM requests WHERE status IN ('pending', 'failed')"), 4)
+            XCTAssertEqual(try Int.fetchOne(d, sql: "SELECT count(*) FROM requests WHERE status = 'in_flight'"), 0)
+        }
+    }
+
+    func testSecondProcessIsRefused() throws {
+        let lock = try RunLock(databasePath: db.path)
+        defer { lock.release() }
+        let server = try MockOpenAIServer()
+        try server.start()
+        defer { server.stop() }
+        XCTAssertThrowsError(try generator(server, type: "conversation", limit: 1).run()) { e in
+            XCTAssertTrue("\(e)".contains("another llava-forge process"), "\(e)")
+        }
+        XCTAssertEqual(server.requestCount, 0)
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func increment() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what llava-forge needs on a fresh Debian machine (idempotent; apt-get update once, only
+# when something is missing). The Swift toolchain itself is expected on PATH.
+set -euo pipefail
+need=()
+for pkg in libcurl4-openssl-dev libsqlite3-dev libopenblas-dev libjpeg-dev libpng-dev pkg-config; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if ((${#need[@]})); then
+  echo "setup: installing ${need[*]}" >&2
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+command -v swift >/dev/null || { echo "setup: swift is not on PATH (Swift 6 toolchain required)" >&2; exit 1; }
