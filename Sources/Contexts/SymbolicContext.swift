@@ -55,23 +55,39 @@ public struct SymbolicContext: Sendable, Equatable {
 ///     person: [0.681, 0.242, 0.774, 0.694]    ← x/W, y/H, (x+w)/W, (y+h)/H, clamped, round(·, 3)
 public enum SymbolicContextFormatter {
     public static func format(_ a: ImageAnnotations, kind: ContextKind) -> SymbolicContext {
-        var lines: [String] = a.captions.map(PythonText.strip)
+        // Appends into one string (no per-line arrays or interpolation): `context --all` formats
+        // every image of a 118K-image set.
+        var text = ""
+        text.reserveCapacity(64 * a.captions.count + 40 * a.boxes.count)
+        for (i, caption) in a.captions.enumerated() {
+            if i > 0 { text.append("\n") }
+            text.append(PythonText.strip(caption))
+        }
         var dropped = 0
         if kind == .captionsAndBoxes {
-            var boxLines: [String] = []
             let W = Double(a.width), H = Double(a.height)
+            var wroteBox = false
             for b in a.boxes {
                 guard b.w > 0, b.h > 0 else { dropped += 1; continue }
-                let coords = [b.x / W, b.y / H, (b.x + b.w) / W, (b.y + b.h) / H]
-                    .map { PythonFloat.roundedRepr(clamp01($0)) }
-                boxLines.append("\(b.category): [\(coords.joined(separator: ", "))]")
-            }
-            if !boxLines.isEmpty {
-                if !lines.isEmpty { lines.append("") }
-                lines += boxLines
+                if !wroteBox {
+                    if !a.captions.isEmpty { text.append("\n\n") }
+                    wroteBox = true
+                } else {
+                    text.append("\n")
+                }
+                text.append(b.category)
+                text.append(": [")
+                text.append(PythonFloat.roundedRepr(clamp01(b.x / W)))
+                text.append(", ")
+                text.append(PythonFloat.roundedRepr(clamp01(b.y / H)))
+                text.append(", ")
+                text.append(PythonFloat.roundedRepr(clamp01((b.x + b.w) / W)))
+                text.append(", ")
+                text.append(PythonFloat.roundedRepr(clamp01((b.y + b.h) / H)))
+                text.append("]")
             }
         }
-        return SymbolicContext(text: lines.joined(separator: "\n"), droppedBoxes: dropped)
+        return SymbolicContext(text: text, droppedBoxes: dropped)
     }
 
     @inline(__always) static func clamp01(_ v: Double) -> Double { v < 0 ? 0 : (v > 1 ? 1 : v) }
@@ -90,6 +106,12 @@ public enum PythonText {
     }
 
     public static func strip(_ s: String) -> String {
+        // Fast path: most captions start and end with a printable ASCII byte (no scalar walk).
+        let utf8 = s.utf8
+        if let first = utf8.first, let last = utf8.last,
+           (0x21..<0x80).contains(first), (0x21..<0x80).contains(last) {
+            return s
+        }
         let scalars = s.unicodeScalars
         guard let first = scalars.firstIndex(where: { !isSpace($0) }) else { return "" }
         let last = scalars.lastIndex(where: { !isSpace($0) })!

@@ -3,29 +3,37 @@
 public enum JSONText {
     public static func appendString(_ s: String, to out: inout String) {
         out.append("\"")
-        var needsEscape = false
-        for b in s.utf8 where b < 0x20 || b == 0x22 || b == 0x5C { needsEscape = true; break }
-        if !needsEscape {
-            out.append(s)
-        } else {
-            for u in s.unicodeScalars {
-                switch u {
-                case "\"": out.append("\\\"")
-                case "\\": out.append("\\\\")
-                case "\n": out.append("\\n")
-                case "\r": out.append("\\r")
-                case "\t": out.append("\\t")
-                case "\u{08}": out.append("\\b")
-                case "\u{0C}": out.append("\\f")
+        // Every byte that needs escaping is ASCII, so the runs between them start and end on
+        // scalar boundaries and are appended as whole slices (no per-scalar appends).
+        let utf8 = s.utf8
+        var runStart = utf8.startIndex
+        var i = runStart
+        while i != utf8.endIndex {
+            let b = utf8[i]
+            if b < 0x20 || b == 0x22 || b == 0x5C {
+                if runStart != i { out.append(contentsOf: Substring(utf8[runStart..<i])) }
+                switch b {
+                case 0x22: out.append("\\\"")
+                case 0x5C: out.append("\\\\")
+                case 0x0A: out.append("\\n")
+                case 0x0D: out.append("\\r")
+                case 0x09: out.append("\\t")
+                case 0x08: out.append("\\b")
+                case 0x0C: out.append("\\f")
                 default:
-                    if u.value < 0x20 {
-                        let hex = String(u.value, radix: 16)
-                        out.append("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
-                    } else {
-                        out.unicodeScalars.append(u)
-                    }
+                    let hex = String(b, radix: 16)
+                    out.append("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
                 }
+                i = utf8.index(after: i)
+                runStart = i
+            } else {
+                i = utf8.index(after: i)
             }
+        }
+        if runStart == utf8.startIndex {
+            out.append(s)
+        } else if runStart != utf8.endIndex {
+            out.append(contentsOf: Substring(utf8[runStart..<utf8.endIndex]))
         }
         out.append("\"")
     }

@@ -77,26 +77,26 @@ public struct COCOReader {
 
     // MARK: records
 
-    private func text(_ sc: inout JSONScanner, _ record: String) throws -> COCOText {
+    private func text(_ sc: inout JSONScanner, _ record: RecordPath) throws -> COCOText {
         let span = try sc.readStringSpan(record: record)
         if span.isASCII && !span.hasEscapes { return .raw(sc.base + span.start, span.count) }
         return .decoded(try sc.decode(span, record: record))
     }
 
-    private func missing(_ sc: JSONScanner, _ field: String, _ record: String, at start: Int) -> ForgeError {
+    private func missing(_ sc: JSONScanner, _ field: String, _ record: RecordPath, at start: Int) -> ForgeError {
         sc.error("missing required field \"\(field)\"", at: start, record: record)
     }
 
     private func readImage<S: COCOSink>(_ sc: inout JSONScanner, index: Int, sink: inout S) throws {
-        let record = "images[\(index)]"
+        let record = RecordPath(section: "images", index: index)
         let start = sc.pos
         var id: Int64?, width: Int64?, height: Int64?
         var fileName: COCOText?
         try sc.forEachMember(record: record) { sc, key in
-            if sc.span(key, equals: "id") { id = try sc.readInt(record: record + ".id") }
-            else if sc.span(key, equals: "file_name") { fileName = try text(&sc, record + ".file_name") }
-            else if sc.span(key, equals: "width") { width = try sc.readInt(record: record + ".width") }
-            else if sc.span(key, equals: "height") { height = try sc.readInt(record: record + ".height") }
+            if sc.span(key, equals: "id") { id = try sc.readInt(record: record.field("id")) }
+            else if sc.span(key, equals: "file_name") { fileName = try text(&sc, record.field("file_name")) }
+            else if sc.span(key, equals: "width") { width = try sc.readInt(record: record.field("width")) }
+            else if sc.span(key, equals: "height") { height = try sc.readInt(record: record.field("height")) }
             else { try sc.skipValue(record: record) }
         }
         guard let id else { throw missing(sc, "id", record, at: start) }
@@ -110,15 +110,15 @@ public struct COCOReader {
     }
 
     private func readCaption<S: COCOSink>(_ sc: inout JSONScanner, index: Int, sink: inout S) throws {
-        let record = "annotations[\(index)]"
+        let record = RecordPath(section: "annotations", index: index)
         let start = sc.pos
         var id: Int64?, imageID: Int64?
         var caption: COCOText?
         var sawBBox = false
         try sc.forEachMember(record: record) { sc, key in
-            if sc.span(key, equals: "caption") { caption = try text(&sc, record + ".caption") }
-            else if sc.span(key, equals: "image_id") { imageID = try sc.readInt(record: record + ".image_id") }
-            else if sc.span(key, equals: "id") { id = try sc.readInt(record: record + ".id") }
+            if sc.span(key, equals: "caption") { caption = try text(&sc, record.field("caption")) }
+            else if sc.span(key, equals: "image_id") { imageID = try sc.readInt(record: record.field("image_id")) }
+            else if sc.span(key, equals: "id") { id = try sc.readInt(record: record.field("id")) }
             else {
                 if sc.span(key, equals: "bbox") { sawBBox = true }
                 try sc.skipValue(record: record)
@@ -134,7 +134,7 @@ public struct COCOReader {
     }
 
     private func readBox<S: COCOSink>(_ sc: inout JSONScanner, index: Int, sink: inout S) throws {
-        let record = "annotations[\(index)]"
+        let record = RecordPath(section: "annotations", index: index)
         let start = sc.pos
         var id: Int64?, imageID: Int64?, categoryID: Int64?
         var bbox: (Double, Double, Double, Double)?
@@ -142,16 +142,16 @@ public struct COCOReader {
         var area = 0.0
         var sawCaption = false
         try sc.forEachMember(record: record) { sc, key in
-            if sc.span(key, equals: "segmentation") { try sc.skipValue(record: record + ".segmentation") }
-            else if sc.span(key, equals: "bbox") { bbox = try readBBox(&sc, record + ".bbox") }
-            else if sc.span(key, equals: "image_id") { imageID = try sc.readInt(record: record + ".image_id") }
-            else if sc.span(key, equals: "category_id") { categoryID = try sc.readInt(record: record + ".category_id") }
-            else if sc.span(key, equals: "id") { id = try sc.readInt(record: record + ".id") }
+            if sc.span(key, equals: "segmentation") { try sc.skipValue(record: record.field("segmentation")) }
+            else if sc.span(key, equals: "bbox") { bbox = try readBBox(&sc, record.field("bbox")) }
+            else if sc.span(key, equals: "image_id") { imageID = try sc.readInt(record: record.field("image_id")) }
+            else if sc.span(key, equals: "category_id") { categoryID = try sc.readInt(record: record.field("category_id")) }
+            else if sc.span(key, equals: "id") { id = try sc.readInt(record: record.field("id")) }
             else if sc.span(key, equals: "iscrowd") {
-                if sc.peek() == 0x74 || sc.peek() == 0x66 { isCrowd = try sc.readBool(record: record + ".iscrowd") ? 1 : 0 }
-                else { isCrowd = try sc.readInt(record: record + ".iscrowd") }
+                if sc.peek() == 0x74 || sc.peek() == 0x66 { isCrowd = try sc.readBool(record: record.field("iscrowd")) ? 1 : 0 }
+                else { isCrowd = try sc.readInt(record: record.field("iscrowd")) }
             }
-            else if sc.span(key, equals: "area") { area = try sc.readNumber(record: record + ".area") }
+            else if sc.span(key, equals: "area") { area = try sc.readNumber(record: record.field("area")) }
             else {
                 if sc.span(key, equals: "caption") { sawCaption = true }
                 try sc.skipValue(record: record)
@@ -167,23 +167,34 @@ public struct COCOReader {
         try sink.box(id: id, imageID: imageID, categoryID: categoryID, bbox: bbox, isCrowd: isCrowd, area: area, index: index)
     }
 
-    private func readBBox(_ sc: inout JSONScanner, _ record: String) throws -> (Double, Double, Double, Double) {
-        var v = [Double](); v.reserveCapacity(4)
+    private func readBBox(_ sc: inout JSONScanner, _ record: RecordPath) throws -> (Double, Double, Double, Double) {
+        var v: (Double, Double, Double, Double) = (0, 0, 0, 0)  // a tuple, not an array: no allocation per box
+        var count = 0
         let start = sc.pos
-        try sc.forEachElement(record: record) { sc, _ in v.append(try sc.readNumber(record: record)) }
-        guard v.count == 4 else { throw sc.error("bbox must have 4 numbers [x, y, w, h], found \(v.count)", at: start, record: record) }
-        return (v[0], v[1], v[2], v[3])
+        try sc.forEachElement(record: record) { sc, _ in
+            let x = try sc.readNumber(record: record)
+            switch count {
+            case 0: v.0 = x
+            case 1: v.1 = x
+            case 2: v.2 = x
+            case 3: v.3 = x
+            default: break
+            }
+            count += 1
+        }
+        guard count == 4 else { throw sc.error("bbox must have 4 numbers [x, y, w, h], found \(count)", at: start, record: record) }
+        return v
     }
 
     private func readCategory<S: COCOSink>(_ sc: inout JSONScanner, index: Int, sink: inout S) throws {
-        let record = "categories[\(index)]"
+        let record = RecordPath(section: "categories", index: index)
         let start = sc.pos
         var id: Int64?
         var name: COCOText?, superName: COCOText?
         try sc.forEachMember(record: record) { sc, key in
-            if sc.span(key, equals: "id") { id = try sc.readInt(record: record + ".id") }
-            else if sc.span(key, equals: "name") { name = try text(&sc, record + ".name") }
-            else if sc.span(key, equals: "supercategory") { superName = try text(&sc, record + ".supercategory") }
+            if sc.span(key, equals: "id") { id = try sc.readInt(record: record.field("id")) }
+            else if sc.span(key, equals: "name") { name = try text(&sc, record.field("name")) }
+            else if sc.span(key, equals: "supercategory") { superName = try text(&sc, record.field("supercategory")) }
             else { try sc.skipValue(record: record) }
         }
         guard let id else { throw missing(sc, "id", record, at: start) }

@@ -42,7 +42,7 @@ public struct JSONScanner {
         return (line, stop - lineStart + 1)
     }
 
-    public func error(_ message: String, at offset: Int? = nil, record: String? = nil) -> ForgeError {
+    public func error(_ message: String, at offset: Int? = nil, record: RecordPath? = nil) -> ForgeError {
         let (line, col) = lineColumn(at: offset ?? pos)
         var loc = "line \(line), column \(col)"
         if let record { loc = "\(record) (\(loc))" }
@@ -63,7 +63,7 @@ public struct JSONScanner {
         return pos < end ? base[pos] : nil
     }
 
-    public mutating func expect(_ byte: UInt8, record: String? = nil) throws {
+    public mutating func expect(_ byte: UInt8, record: RecordPath? = nil) throws {
         skipWhitespace()
         guard pos < end else { throw error("unexpected end of file, expected '\(Character(UnicodeScalar(byte)))'", record: record) }
         guard base[pos] == byte else {
@@ -78,7 +78,7 @@ public struct JSONScanner {
     }
 
     /// Reads a string token; `pos` must be at the opening quote (after whitespace).
-    public mutating func readStringSpan(record: String? = nil) throws -> StringSpan {
+    public mutating func readStringSpan(record: RecordPath? = nil) throws -> StringSpan {
         skipWhitespace()
         guard pos < end, base[pos] == 0x22 else {
             throw error(pos < end ? "expected a string but found \(describeByte(base[pos]))" : "unexpected end of file, expected a string", record: record)
@@ -103,7 +103,7 @@ public struct JSONScanner {
     }
 
     /// Decodes a span to a Swift String: escapes resolved, UTF-8 validated.
-    public func decode(_ span: StringSpan, record: String? = nil) throws -> String {
+    public func decode(_ span: StringSpan, record: RecordPath? = nil) throws -> String {
         let raw = UnsafeBufferPointer(start: base + span.start, count: span.count)
         if !span.hasEscapes {
             if span.isASCII { return String(decoding: raw, as: UTF8.self) }
@@ -157,7 +157,7 @@ public struct JSONScanner {
         return s
     }
 
-    private func hex4(at i: Int, record: String?) throws -> UInt32 {
+    private func hex4(at i: Int, record: RecordPath?) throws -> UInt32 {
         guard i + 4 <= end else { throw error("truncated \\u escape", at: i, record: record) }
         var v: UInt32 = 0
         for k in 0..<4 {
@@ -174,7 +174,7 @@ public struct JSONScanner {
         return v
     }
 
-    public mutating func readString(record: String? = nil) throws -> String {
+    public mutating func readString(record: RecordPath? = nil) throws -> String {
         let span = try readStringSpan(record: record)
         return try decode(span, record: record)
     }
@@ -187,7 +187,7 @@ public struct JSONScanner {
 
     /// Reads a number. Integers take a fast path; anything with a fraction or exponent goes
     /// through strtod, which rounds correctly (bbox values must match Python's float parse).
-    public mutating func readNumber(record: String? = nil) throws -> Double {
+    public mutating func readNumber(record: RecordPath? = nil) throws -> Double {
         skipWhitespace()
         let start = pos
         var isInteger = true
@@ -224,14 +224,14 @@ public struct JSONScanner {
     }
 
     /// Reads an integer-valued number (ids, sizes); rejects fractions.
-    public mutating func readInt(record: String? = nil) throws -> Int64 {
+    public mutating func readInt(record: RecordPath? = nil) throws -> Int64 {
         let start = pos
         let v = try readNumber(record: record)
         guard v == v.rounded(), abs(v) < 9.0e15 else { throw error("expected an integer, found \(v)", at: start, record: record) }
         return Int64(v)
     }
 
-    public mutating func readBool(record: String? = nil) throws -> Bool {
+    public mutating func readBool(record: RecordPath? = nil) throws -> Bool {
         skipWhitespace()
         if matchLiteral("true") { return true }
         if matchLiteral("false") { return false }
@@ -252,7 +252,7 @@ public struct JSONScanner {
 
     /// Skips any value. Strings are scanned for their closing quote; containers by depth. This is
     /// the loop that eats segmentation polygons, so it only looks at the bytes that matter.
-    public mutating func skipValue(record: String? = nil) throws {
+    public mutating func skipValue(record: RecordPath? = nil) throws {
         skipWhitespace()
         guard pos < end else { throw error("unexpected end of file, expected a value", record: record) }
         let c = base[pos]
@@ -284,7 +284,7 @@ public struct JSONScanner {
     // MARK: containers
 
     /// Iterates an object's members: `body(keySpan)` must consume the value.
-    public mutating func forEachMember(record: String? = nil, _ body: (inout JSONScanner, StringSpan) throws -> Void) throws {
+    public mutating func forEachMember(record: RecordPath? = nil, _ body: (inout JSONScanner, StringSpan) throws -> Void) throws {
         try expect(0x7B, record: record)
         if peek() == 0x7D { pos += 1; return }
         while true {
@@ -300,7 +300,7 @@ public struct JSONScanner {
     }
 
     /// Iterates an array's elements: `body(index)` must consume the element.
-    public mutating func forEachElement(record: String? = nil, _ body: (inout JSONScanner, Int) throws -> Void) throws {
+    public mutating func forEachElement(record: RecordPath? = nil, _ body: (inout JSONScanner, Int) throws -> Void) throws {
         try expect(0x5B, record: record)
         if peek() == 0x5D { pos += 1; return }
         var index = 0

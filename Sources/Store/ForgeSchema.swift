@@ -13,6 +13,13 @@ import GRDB
 /// - requests(...)                                           — one chat call, keyed by the hash of what is sent
 /// - samples(...)                                            — parsed outcome of one request
 public enum ForgeSchema {
+    /// The per-image lookup indexes of captions and boxes, exactly as v1 creates them. Bulk
+    /// ingest drops and recreates them (see COCOIngestor), so the definitions live here once.
+    public static let imageLookupIndexes: [(name: String, create: String)] = [
+        ("captions_by_image", "CREATE INDEX captions_by_image ON captions(image_id, seq)"),
+        ("boxes_by_image", "CREATE INDEX boxes_by_image ON boxes(image_id, seq)"),
+    ]
+
     public static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1") { db in

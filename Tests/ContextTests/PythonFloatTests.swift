@@ -15,11 +15,38 @@ final class PythonFloatTests: XCTestCase {
         }
     }
 
+    /// The integer fast path against the printf reference: ties (k + 0.5)/1000 and their
+    /// neighbours one ulp away, every k/1000, and 100,000 seeded random values in [0, 1].
+    func testFastPathEqualsPrintfReference() {
+        var values: [Double] = [0, 1, 0.5, 0.9995, 0.0005, .leastNonzeroMagnitude, 1.0.nextDown]
+        for k in 0...1000 {
+            let tie = (Double(k) + 0.5) / 1000
+            values += [Double(k) / 1000, tie, tie.nextUp, tie.nextDown, (Double(k) / 1000).nextUp, (Double(k) / 1000).nextDown]
+        }
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for _ in 0..<100_000 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            values.append(Double(state >> 11) / Double(1 << 53))
+        }
+        var mismatches = 0
+        for v in values where v >= 0 && v <= 1 {
+            let fast = PythonFloat.roundedRepr(v), reference = PythonFloat.roundedReprViaPrintf(v)
+            if fast != reference {
+                mismatches += 1
+                if mismatches < 5 { XCTFail("round(\(v), 3): fast \(fast), printf \(reference)") }
+            }
+        }
+        XCTAssertEqual(mismatches, 0)
+    }
+
     func testStripMatchesPythonIsSpace() {
         XCTAssertEqual(PythonText.strip(" \t\n a b \u{1C}\u{1F}\u{A0}\u{3000}"), "a b")
         XCTAssertEqual(PythonText.strip("\u{200B}x\u{200B}"), "\u{200B}x\u{200B}")  // ZWSP is not whitespace in Python
         XCTAssertEqual(PythonText.strip("   "), "")
         XCTAssertEqual(PythonText.strip("line one\nline two\n"), "line one\nline two")
+        XCTAssertEqual(PythonText.strip("plain"), "plain")
+        XCTAssertEqual(PythonText.strip("x\u{85}"), "x")
+        XCTAssertEqual(PythonText.strip(""), "")
     }
 
     func testFormatClampsDropsAndOrders() {

@@ -23,6 +23,18 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try again.integrityCheck(), "ok")
     }
 
+    /// Bulk ingest drops and recreates these indexes from `imageLookupIndexes`: the definitions
+    /// must stay exactly those of the migration, or a re-ingest would silently change the schema.
+    func testImageLookupIndexesMatchTheMigration() throws {
+        let dir = NSTemporaryDirectory() + "store-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = try ForgeDatabase(path: dir + "/x.db")
+        for index in ForgeSchema.imageLookupIndexes {
+            let sql = try db.read { try String.fetchOne($0, sql: "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", arguments: [index.name]) }
+            XCTAssertEqual(sql, index.create)
+        }
+    }
+
     func testNotADatabaseIsAClearError() throws {
         let dir = NSTemporaryDirectory() + "store-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
