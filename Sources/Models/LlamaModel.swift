@@ -172,27 +172,27 @@ public final class LlamaModel {
             // New keys/values go straight into the cache rows offset..<offset+T.
             let keyRows = cache.keys[index].pointer + offset * c.kvWidth
             let valueRows = cache.values[index].pointer + offset * c.kvWidth
-            Linear.forward(out: s.q.pointer, input: s.norm.pointer, weight: weight(w.q), bias: optionalWeight(w.qBias),
+            DecodeLinear.forward(out: s.q.pointer, input: s.norm.pointer, weight: weight(w.q), bias: optionalWeight(w.qBias),
                            rows: t, inFeatures: hidden, outFeatures: c.qWidth)
-            Linear.forward(out: keyRows, input: s.norm.pointer, weight: weight(w.k), bias: optionalWeight(w.kBias),
+            DecodeLinear.forward(out: keyRows, input: s.norm.pointer, weight: weight(w.k), bias: optionalWeight(w.kBias),
                            rows: t, inFeatures: hidden, outFeatures: c.kvWidth)
-            Linear.forward(out: valueRows, input: s.norm.pointer, weight: weight(w.v), bias: optionalWeight(w.vBias),
+            DecodeLinear.forward(out: valueRows, input: s.norm.pointer, weight: weight(w.v), bias: optionalWeight(w.vBias),
                            rows: t, inFeatures: hidden, outFeatures: c.kvWidth)
             RoPE.forward(s.q.pointer, table: rotary, tokens: t, heads: c.numAttentionHeads, positionOffset: offset)
             RoPE.forward(keyRows, table: rotary, tokens: t, heads: c.numKeyValueHeads, positionOffset: offset)
             CachedAttention.forward(out: s.attention.pointer, scores: s.scores.pointer, q: s.q.pointer,
                                     keys: cache.keys[index].pointer, values: cache.values[index].pointer,
                                     tokens: t, offset: offset, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
-            Linear.forward(out: s.projection.pointer, input: s.attention.pointer, weight: weight(w.o), bias: optionalWeight(w.oBias),
+            DecodeLinear.forward(out: s.projection.pointer, input: s.attention.pointer, weight: weight(w.o), bias: optionalWeight(w.oBias),
                            rows: t, inFeatures: c.qWidth, outFeatures: hidden)
             Residual.forward(out: x, a: x, b: s.projection.pointer, count: t * hidden)
             RMSNorm.forward(out: s.norm.pointer, rstd: nil, input: x, weight: weight(w.postNorm), rows: t, dim: hidden, eps: c.rmsNormEps)
-            Linear.forward(out: s.gate.pointer, input: s.norm.pointer, weight: weight(w.gate), bias: optionalWeight(w.gateBias),
+            DecodeLinear.forward(out: s.gate.pointer, input: s.norm.pointer, weight: weight(w.gate), bias: optionalWeight(w.gateBias),
                            rows: t, inFeatures: hidden, outFeatures: inter)
-            Linear.forward(out: s.up.pointer, input: s.norm.pointer, weight: weight(w.up), bias: optionalWeight(w.upBias),
+            DecodeLinear.forward(out: s.up.pointer, input: s.norm.pointer, weight: weight(w.up), bias: optionalWeight(w.upBias),
                            rows: t, inFeatures: hidden, outFeatures: inter)
             SwiGLU.forward(out: s.gate.pointer, gate: s.gate.pointer, up: s.up.pointer, count: t * inter)
-            Linear.forward(out: s.projection.pointer, input: s.gate.pointer, weight: weight(w.down), bias: optionalWeight(w.downBias),
+            DecodeLinear.forward(out: s.projection.pointer, input: s.gate.pointer, weight: weight(w.down), bias: optionalWeight(w.downBias),
                            rows: t, inFeatures: inter, outFeatures: hidden)
             Residual.forward(out: x, a: x, b: s.projection.pointer, count: t * hidden)
         }
@@ -203,7 +203,7 @@ public final class LlamaModel {
                         rows: count, dim: hidden, eps: c.rmsNormEps)
         var logits = [Float](repeating: 0, count: count * c.vocabSize)
         logits.withUnsafeMutableBufferPointer { out in
-            Linear.forward(out: out.baseAddress!, input: s.norm.pointer, weight: weight(headOffset), bias: nil,
+            DecodeLinear.forward(out: out.baseAddress!, input: s.norm.pointer, weight: weight(headOffset), bias: nil,
                            rows: count, inFeatures: hidden, outFeatures: c.vocabSize)
         }
         return logits

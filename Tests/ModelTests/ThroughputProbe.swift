@@ -62,3 +62,24 @@ final class ThroughputProbe: XCTestCase {
         print(String(format: "ViT-B/16 tower (11 of 12 layers for feature layer -2): %.3f s per image = %.1f GFLOP/s", time, flops / time / 1e9))
     }
 }
+
+final class GemmShapeProbe: XCTestCase {
+    func testSingleRowGemmVersusGemv() throws {
+        guard ProcessInfo.processInfo.environment["LLAVA_FORGE_MODEL_PROBE"] == "1" else { throw XCTSkip("probe") }
+        let n = 49152, k = 576
+        let w = FloatBuffer(count: n * k), x = FloatBuffer(count: 4 * k), y = FloatBuffer(count: 4 * n)
+        for i in 0..<(n * k) { w.pointer[i] = Float(i % 13) * 0.01 }
+        func time(_ label: String, _ body: () -> Void) {
+            body()
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<10 { body() }
+            print(label, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e7, "ms")
+        }
+        time("gemm m=1") { BLAS.gemm(.none, .transpose, m: 1, n: n, k: k, a: x.pointer, lda: k, b: w.pointer, ldb: k, c: y.pointer, ldc: n) }
+        time("gemv") { BLAS.gemv(.none, m: n, n: k, a: w.pointer, lda: k, x: x.pointer, y: y.pointer) }
+        time("gemm m=4") { BLAS.gemm(.none, .transpose, m: 4, n: n, k: k, a: x.pointer, lda: k, b: w.pointer, ldb: k, c: y.pointer, ldc: n) }
+        let n2 = 1536
+        time("gemm m=1 1536x576") { BLAS.gemm(.none, .transpose, m: 1, n: n2, k: k, a: x.pointer, lda: k, b: w.pointer, ldb: k, c: y.pointer, ldc: n2) }
+        time("gemv 1536x576") { BLAS.gemv(.none, m: n2, n: k, a: w.pointer, lda: k, x: x.pointer, y: y.pointer) }
+    }
+}
