@@ -13,11 +13,14 @@ public final class LlamaModel {
     public let prefix: String
     public let rotary: RotaryTable
 
-    let embedOffset: Int
-    let finalNormOffset: Int
-    /// lm_head, or the embedding table when tied.
-    let headOffset: Int
-    let layerOffsets: [LlamaLayerOffsets]
+    /// Offsets into `parameters.storage` (and into a gradient buffer with the same layout).
+    public let embedOffset: Int
+    public let finalNormOffset: Int
+    /// lm_head, or the embedding table when tied (its gradient then accumulates into the table's).
+    public let headOffset: Int
+    public let layerOffsets: [LlamaLayerOffsets]
+
+    public static let maximumRotaryPositions = 32768
 
     public init(config: LlamaConfig, parameters: ParameterBuffer, prefix: String = "") throws {
         try config.validate(file: nil)
@@ -41,7 +44,10 @@ public final class LlamaModel {
         if !missing.isEmpty {
             throw ForgeError(.badInput, "parameter buffer lacks \(missing.count) tensors: \(missing.prefix(5).joined(separator: ", "))")
         }
-        rotary = RotaryTable(positions: config.maxPositionEmbeddings, headDim: config.headDim, theta: config.ropeTheta)
+        // The cos/sin table costs 4·D bytes per position; long-context configs (128k) are capped so
+        // loading stays cheap — sequences past the cap are refused with an error.
+        rotary = RotaryTable(positions: min(config.maxPositionEmbeddings, LlamaModel.maximumRotaryPositions),
+                             headDim: config.headDim, theta: config.ropeTheta)
     }
 
     /// A zero-filled buffer with this config's layout (weights to be loaded or initialised).
@@ -76,8 +82,17 @@ public final class LlamaModel {
 
     // MARK: - Full-sequence forward (training-capable)
 
+    /// A sequence the full forward can take: 1...max_position_embeddings positions.
+    public func validate(sequenceLength t: Int) throws {
+        guard t > 0 else { throw ForgeError(.usage, "empty token sequence") }
+        guard t <= rotary.positions else {
+            throw ForgeError(.usage, "\(t) positions exceed the model's \(rotary.positions) (max_position_embeddings)")
+        }
+    }
+
     /// Logits `[T, V]` (row-major) for a sequence of token ids.
     public func logits(tokens: [Int]) throws -> [Float] {
+        try validate(sequenceLength: tokens.count)
         let activations = LlamaActivations(config: config, tokens: tokens.count, keepForBackward: false)
         try embed(tokens: tokens, into: activations.embeddings.pointer)
         forward(activations: activations)
@@ -89,7 +104,7 @@ public final class LlamaModel {
     /// 0..<T. With `keepForBackward` activations, every intermediate a backward pass needs is kept.
     public func forward(activations a: LlamaActivations) {
         let c = config, t = a.tokens
-        precondition(t <= c.maxPositionEmbeddings, "LlamaModel: \(t) tokens exceed max_position_embeddings \(c.maxPositionEmbeddings)")
+        precondition(t <= rotary.positions, "LlamaModel: \(t) tokens exceed the \(rotary.positions) rotary positions (call validate(sequenceLength:))")
         let hidden = c.hiddenSize, inter = c.intermediateSize
         let shape = Attention.Shape(tokens: t, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, causal: true)
         let scale = 1 / Float(c.headDim).squareRoot()
@@ -155,8 +170,8 @@ public final class LlamaModel {
             throw ForgeError(.usage, "KV cache was made for another model (\(cache.layerCount) layers × \(cache.kvWidth))")
         }
         let context = cache.length + t
-        guard context <= cache.capacity, context <= config.maxPositionEmbeddings else {
-            throw ForgeError(.usage, "sequence of \(context) positions exceeds the KV cache (\(cache.capacity)) or max_position_embeddings (\(config.maxPositionEmbeddings))")
+        guard context <= cache.capacity, context <= rotary.positions else {
+            throw ForgeError(.usage, "sequence of \(context) positions exceeds the KV cache (\(cache.capacity)) or the model's \(rotary.positions) positions")
         }
         if let existing = cache.workspace, existing.tokens >= t, existing.context >= cache.capacity { return existing }
         let made = DecodeWorkspace(config: config, tokens: max(t, cache.workspace?.tokens ?? 0), context: cache.capacity)
@@ -212,7 +227,7 @@ public final class LlamaModel {
     /// Greedy continuation: prefill `prompt`, then `maxTokens` argmax steps (stopping after `stop`
     /// ids). Returns the generated ids.
     public func greedy(prompt: [Int], maxTokens: Int, stop: Set<Int> = [], cache: KVCache? = nil) throws -> [Int] {
-        let cache = cache ?? KVCache(config: config, capacity: min(config.maxPositionEmbeddings, prompt.count + maxTokens))
+        let cache = cache ?? KVCache(config: config, capacity: max(1, min(rotary.positions, prompt.count + maxTokens)))
         cache.reset()
         var logits = try decode(tokens: prompt, cache: cache)
         var generated: [Int] = []

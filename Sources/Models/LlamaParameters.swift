@@ -42,17 +42,17 @@ public enum LlamaParameterNames {
 }
 
 /// Offsets (in floats, into the part's buffer — and into a gradient buffer of the same layout)
-/// of one decoder layer's tensors.
-struct LlamaLayerOffsets {
-    var inputNorm: Int
-    var q: Int, qBias: Int?
-    var k: Int, kBias: Int?
-    var v: Int, vBias: Int?
-    var o: Int, oBias: Int?
-    var postNorm: Int
-    var gate: Int, gateBias: Int?
-    var up: Int, upBias: Int?
-    var down: Int, downBias: Int?
+/// of one decoder layer's tensors. A backward pass uses `grad.storage.pointer + offset`.
+public struct LlamaLayerOffsets: Sendable {
+    public var inputNorm: Int
+    public var q: Int, qBias: Int?
+    public var k: Int, kBias: Int?
+    public var v: Int, vBias: Int?
+    public var o: Int, oBias: Int?
+    public var postNorm: Int
+    public var gate: Int, gateBias: Int?
+    public var up: Int, upBias: Int?
+    public var down: Int, downBias: Int?
 
     init(layer i: Int, config c: LlamaConfig, offset: (String) -> Int) {
         func name(_ suffix: String) -> String { LlamaParameterNames.layer(i, suffix) }

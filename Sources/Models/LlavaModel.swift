@@ -97,6 +97,7 @@ public final class LlavaModel {
 
     /// Logits `[T, V]` for a prompt, with optional images `[images, 3, H, W]`.
     public func logits(tokens: [Int], pixelValues: [Float]? = nil, images: Int = 1) throws -> [Float] {
+        try language.validate(sequenceLength: tokens.count)
         let features = try pixelValues.map { try imageFeatures(pixelValues: $0, images: images) }
         let activations = LlamaActivations(config: language.config, tokens: tokens.count, keepForBackward: false)
         try embed(tokens: tokens, imageFeatures: features, into: activations.embeddings.pointer)
@@ -106,6 +107,7 @@ public final class LlavaModel {
 
     /// Prefills `cache` with the prompt (images spliced in); returns the last position's logits.
     public func prefill(tokens: [Int], pixelValues: [Float]? = nil, images: Int = 1, cache: KVCache) throws -> [Float] {
+        try language.validate(sequenceLength: tokens.count)
         let features = try pixelValues.map { try imageFeatures(pixelValues: $0, images: images) }
         let embeddings = FloatBuffer(count: tokens.count * language.config.hiddenSize)
         try embed(tokens: tokens, imageFeatures: features, into: embeddings.pointer)

@@ -38,7 +38,7 @@ public enum ModelLoader {
 
     public static func load(path: String) throws -> LoadedModel {
         _ = BLASRuntime.ensureBestCore()
-        if path.lowercased().hasSuffix(".gguf") { return .language(try loadGGUF(path: path)) }
+        if isGGUF(path) { return .language(try loadGGUF(path: path)) }
         let (configPath, checkpointPath) = try locate(path)
         let json = try readConfig(configPath)
         let header = try decode(ConfigHeader.self, from: json, file: configPath)
@@ -86,7 +86,7 @@ public enum ModelLoader {
         let textConfig: LlamaConfig
         let llmSource: TensorSource
         var ggufRoPE: (Int, Int, Int)?
-        if llm.lowercased().hasSuffix(".gguf") {
+        if isGGUF(llm) {
             let file = try GGUFFile(path: llm)
             textConfig = try LlamaConfig(gguf: file)
             llmSource = file
@@ -199,6 +199,15 @@ public enum ModelLoader {
     }
 
     // MARK: - Files and config.json
+
+    /// A regular file starting with the bytes "GGUF" (the extension is not trusted either way).
+    static func isGGUF(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+              let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: 4)) == Data("GGUF".utf8)
+    }
 
     struct ConfigHeader: Decodable {
         var modelType: String?

@@ -79,6 +79,7 @@ public final class Projector {
     /// `[rows, out]` for features `[rows, in]`.
     public func project(_ features: [Float]) -> [Float] {
         let rows = features.count / config.inputSize
+        guard rows > 0 else { return [] }
         let a = ProjectorActivations(config: config, rows: rows)
         features.withUnsafeBufferPointer { a.input.copy(from: $0.baseAddress!, count: features.count) }
         forward(activations: a)

@@ -145,5 +145,13 @@ final class ModelParityTests: XCTestCase {
         XCTAssertThrowsError(try model.logits(tokens: [1, 300])) { error in
             XCTAssertTrue("\(error)".contains("300"), "\(error)")
         }
+        XCTAssertThrowsError(try model.logits(tokens: []))
+        // 65 positions > max_position_embeddings 64: an error, not an out-of-bounds RoPE read.
+        XCTAssertThrowsError(try model.logits(tokens: [Int](repeating: 5, count: 65))) { error in
+            XCTAssertTrue("\(error)".contains("65"), "\(error)")
+        }
+        XCTAssertThrowsError(try model.logits(tokens: ids, pixelValues: Array(pixels.dropLast()))) { error in
+            XCTAssertTrue("\(error)".contains("pixel_values"), "\(error)")
+        }
     }
 }
