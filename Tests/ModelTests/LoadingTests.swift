@@ -152,3 +152,54 @@ final class LoadingTests: XCTestCase {
         XCTAssertEqual(permuted, original)
     }
 }
+
+final class PartsAndShardsTests: XCTestCase {
+    /// A sharded checkpoint (model.safetensors.index.json + two shards) loads to the same logits.
+    func testShardedSafetensorsLoad() throws {
+        let source = try SafeTensorsCheckpoint(path: Fixtures.path("tiny_llama", "model"))
+        let names = source.tensorNames
+        let folder = try Fixtures.temporaryFolder(self)
+        try FileManager.default.copyItem(atPath: Fixtures.path("tiny_llama", "model", "config.json"),
+                                         toPath: folder.appendingPathComponent("config.json").path)
+        var weightMap: [String: String] = [:]
+        for (shard, slice) in [names.prefix(names.count / 2), names.suffix(names.count - names.count / 2)].enumerated() {
+            let file = "model-0000\(shard + 1)-of-00002.safetensors"
+            try SafeTensorsWriter.write(try slice.map { ($0, source.info($0)!.shape, try source.floats($0)) },
+                                        to: folder.appendingPathComponent(file).path)
+            for name in slice { weightMap[name] = file }
+        }
+        let index = try JSONSerialization.data(withJSONObject: ["metadata": [:], "weight_map": weightMap])
+        try index.write(to: folder.appendingPathComponent("model.safetensors.index.json"))
+        let sharded = try ModelLoader.loadLanguageModel(path: folder.path)
+        let original = try ModelLoader.loadLanguageModel(path: Fixtures.path("tiny_llama", "model"))
+        XCTAssertEqual(try sharded.logits(tokens: [3, 1, 4, 1, 5]), try original.logits(tokens: [3, 1, 4, 1, 5]))
+    }
+
+    /// CLIP folder + GGUF LLM + no projector file: a new projector (PyTorch's Linear init), the
+    /// language part identical to the GGUF loaded alone.
+    func testPartsWithGGUFLanguageModelAndNewProjector() throws {
+        let gguf = Fixtures.path("tiny_llama_gguf", "tiny_llama.Q8_0.gguf")
+        let model = try ModelLoader.loadParts(vision: Fixtures.path("tiny_llava_parts", "vision"), llm: gguf, projector: nil,
+                                              options: LlavaPartsOptions(imageTokenIndex: 299, seed: 7))
+        XCTAssertEqual(model.projector.config, ProjectorConfig(kind: .mlp2x, activation: "gelu", bias: true, inputSize: 32, outputSize: 64))
+        let weights = model.trainable.values(LlavaModel.projectorPrefix + "linear_1.weight")
+        let bound = 1 / Float(32).squareRoot()
+        XCTAssertTrue(weights.allSatisfy { abs($0) <= bound })
+        XCTAssertGreaterThan(Set(weights).count, weights.count / 2)
+        let alone = try ModelLoader.loadLanguageModel(path: gguf)
+        let ids = [1, 20, 30, 40]
+        XCTAssertEqual(try model.logits(tokens: ids), try alone.logits(tokens: ids))
+        // An image runs end to end: 9 rows spliced at the 9 placeholders.
+        let json = try Fixtures.caseJSON("tiny_llava")
+        let pixels = try Fixtures.floats("tiny_llava", json, "pixel_values").values
+        let logits = try model.logits(tokens: [1] + [Int](repeating: 299, count: 9) + [5], pixelValues: pixels)
+        XCTAssertEqual(logits.count, 11 * 300)
+        XCTAssertTrue(logits.allSatisfy(\.isFinite))
+        // A projector file whose sizes do not fit the tower/LLM pair is refused, naming both sides.
+        XCTAssertThrowsError(try ModelLoader.loadParts(vision: Fixtures.path("tiny_llava_parts", "vision"), llm: gguf,
+                                                       projector: Fixtures.path("tiny_llava_parts", "mm_projector.safetensors"),
+                                                       options: LlavaPartsOptions(imageTokenIndex: 299))) { error in
+            XCTAssertTrue("\(error)".contains("projector"), "\(error)")
+        }
+    }
+}
