@@ -21,6 +21,8 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
     public var tieWordEmbeddings: Bool
     /// Biases on q/k/v (Llama's `attention_bias` also puts one on o_proj; Qwen2 has q/k/v only).
     public var attentionBias: Bool
+    /// Derived, not a config.json field: Llama's `attention_bias`, false for Qwen2; from GGUF, whether
+    /// `blk.0.attn_output.bias` exists.
     public var outputProjectionBias: Bool
     public var mlpBias: Bool
     public var bosTokenID: Int?
@@ -42,7 +44,6 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         case vocabSize = "vocab_size"
         case tieWordEmbeddings = "tie_word_embeddings"
         case attentionBias = "attention_bias"
-        case outputProjectionBias = "o_proj_bias"
         case mlpBias = "mlp_bias"
         case bosTokenID = "bos_token_id"
         case eosTokenID = "eos_token_id"
@@ -111,7 +112,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         // Qwen2 always has q/k/v biases and no o_proj bias; Llama's attention_bias covers all four.
         let llamaBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
         attentionBias = isQwen2 ? true : llamaBias
-        outputProjectionBias = try c.decodeIfPresent(Bool.self, forKey: .outputProjectionBias) ?? (isQwen2 ? false : llamaBias)
+        outputProjectionBias = isQwen2 ? false : llamaBias
         mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false
         bosTokenID = try LlamaConfig.decodeTokenID(c, .bosTokenID)
         eosTokenID = try LlamaConfig.decodeTokenID(c, .eosTokenID)

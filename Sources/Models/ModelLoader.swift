@@ -56,6 +56,10 @@ public enum ModelLoader {
             return .vision(try loadVision(config: config, source: SafeTensorsCheckpoint(path: checkpointPath), configPath: configPath,
                                           ignoreCLIPTextTower: modelType == "clip"))
         }
+        if modelType == "llava_llama" {
+            throw ForgeError(.usage, "an original-LLaVA (llava_llama) folder holds the LLM and projector but not the vision tower; load it with loadParts(vision: CLIP folder, llm: this folder, projector: nil)",
+                             file: configPath, location: "model_type")
+        }
         throw ForgeError(.badInput, "model_type '\(modelType)' is not supported (llava, llama, qwen2, mistral, clip, clip_vision_model)",
                          file: configPath, location: "model_type")
     }
@@ -78,7 +82,8 @@ public enum ModelLoader {
 
     /// A LLaVA from separate parts: a CLIP folder, an LLM (folder or GGUF) and optionally a projector
     /// file (`model.mm_projector.*` or `multi_modal_projector.*` safetensors). Without a projector
-    /// file the projector is freshly initialised (PyTorch's Linear default, seeded).
+    /// file the projector comes from the LLM checkpoint when it has one (original LLaVA
+    /// `llava_llama` folders), else it is freshly initialised (PyTorch's Linear default, seeded).
     public static func loadParts(vision: String, llm: String, projector: String?, options: LlavaPartsOptions = LlavaPartsOptions()) throws -> LlavaModel {
         _ = BLASRuntime.ensureBestCore()
         let tower = try loadVisionTower(path: vision)
@@ -99,24 +104,36 @@ public enum ModelLoader {
             try textConfig.validate(file: configPath)
             llmSource = try SafeTensorsCheckpoint(path: checkpointPath)
         }
-        // Projector config from its file's tensors, or a new one.
+        // Projector config from its file's tensors, from the LLM checkpoint itself (original LLaVA
+        // `llava_llama` folders carry model.mm_projector.* next to the decoder), or a new one.
         let featureWidth = tower.config.hiddenSize * options.visionFeatureLayers.count
         var projectorSource: TensorSource?
         var projectorConfig = ProjectorConfig(kind: options.newProjectorKind, inputSize: featureWidth, outputSize: textConfig.hiddenSize)
+        let llmHoldsProjector = llmSource.tensorNames.contains {
+            if case .parameter(.projector, _)? = CheckpointKeys.sanitize($0) { return true } else { return false }
+        }
         if let projector {
             let source = try SafeTensorsCheckpoint(path: projector)
             projectorConfig = try inferProjector(source)
             projectorSource = source
+        } else if llmHoldsProjector {
+            projectorConfig = try inferProjector(llmSource)
+        }
+        guard projectorConfig.inputSize == featureWidth, projectorConfig.outputSize == textConfig.hiddenSize else {
+            throw ForgeError(.badInput, "projector maps \(projectorConfig.inputSize) → \(projectorConfig.outputSize) features, but the tower gives \(featureWidth) and the language model takes \(textConfig.hiddenSize)",
+                             file: projector ?? llm)
         }
         let config = LlavaConfig(textConfig: textConfig, visionConfig: tower.config, projectorHiddenAct: projectorConfig.activation,
                                  visionFeatureLayers: options.visionFeatureLayers, visionFeatureSelectStrategy: options.visionFeatureSelectStrategy,
                                  imageTokenIndex: options.imageTokenIndex, imageSeqLength: tower.config.patchCount,
                                  multimodalProjectorBias: projectorConfig.bias)
         let trainable = ParameterBuffer(layout: LlavaModel.trainableLayout(text: textConfig, projector: projectorConfig))
-        try WeightLoader.load(llmSource, into: [languageTarget(textConfig, buffer: trainable, prefix: LlavaModel.languagePrefix, ggufRoPE: ggufRoPE)])
+        var llmTargets = [languageTarget(textConfig, buffer: trainable, prefix: LlavaModel.languagePrefix, ggufRoPE: ggufRoPE)]
+        if projector == nil && llmHoldsProjector { llmTargets.append(projectorTarget(projectorConfig, buffer: trainable)) }
+        try WeightLoader.load(llmSource, into: llmTargets)
         if let projectorSource {
             try WeightLoader.load(projectorSource, into: [projectorTarget(projectorConfig, buffer: trainable)])
-        } else {
+        } else if !llmHoldsProjector {
             initialiseProjector(projectorConfig, buffer: trainable, seed: options.seed)
         }
         return try LlavaModel(config: config, vision: tower, trainable: trainable, projectorConfig: projectorConfig)

@@ -203,3 +203,41 @@ final class PartsAndShardsTests: XCTestCase {
         }
     }
 }
+
+extension PartsAndShardsTests {
+    /// An original-LLaVA style folder (model_type llava_llama: decoder `model.*` + `model.mm_projector.*`
+    /// + `lm_head`) used as the LLM part brings its projector along.
+    func testOriginalLlavaFolderCarriesItsProjector() throws {
+        let llm = try SafeTensorsCheckpoint(path: Fixtures.path("tiny_llava_parts", "llm"))
+        let projector = try SafeTensorsCheckpoint(path: Fixtures.path("tiny_llava_parts", "mm_projector.safetensors"))
+        var tensors: [(name: String, shape: [Int], data: [Float])] = []
+        for source in [llm, projector] as [TensorSource] {
+            for name in source.tensorNames { tensors.append((name, source.info(name)!.shape, try source.floats(name))) }
+        }
+        let folder = try Fixtures.temporaryFolder(self)
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("tiny_llava_parts", "llm", "config.json")))) as! [String: Any]
+        config["model_type"] = "llava_llama"
+        config["mm_projector_type"] = "mlp2x_gelu"
+        config["mm_vision_select_layer"] = -2
+        try JSONSerialization.data(withJSONObject: config).write(to: folder.appendingPathComponent("config.json"))
+        try SafeTensorsWriter.write(tensors, to: folder.appendingPathComponent("model.safetensors").path)
+
+        let model = try ModelLoader.loadParts(vision: Fixtures.path("tiny_llava_parts", "vision"), llm: folder.path, projector: nil,
+                                              options: LlavaPartsOptions(imageTokenIndex: 299))
+        let json = try Fixtures.caseJSON("tiny_llava")
+        let pixels = try Fixtures.floats("tiny_llava", json, "pixel_values").values
+        let expected = try Fixtures.floats("tiny_llava", json, "image_logits").values
+        let logits = try model.logits(tokens: Fixtures.ints(json, "image_input_ids"), pixelValues: pixels)
+        XCTAssertLessThanOrEqual(Fixtures.maxAbsDifference(logits, expected), 1e-4)
+        // Loaded alone it is not a complete model: a clear usage error.
+        XCTAssertThrowsError(try ModelLoader.load(path: folder.path)) { error in
+            XCTAssertTrue("\(error)".contains("loadParts"), "\(error)")
+        }
+        // With a projector file as well, the folder's own projector tensors are leftovers.
+        XCTAssertThrowsError(try ModelLoader.loadParts(vision: Fixtures.path("tiny_llava_parts", "vision"), llm: folder.path,
+                                                       projector: Fixtures.path("tiny_llava_parts", "mm_projector.safetensors"),
+                                                       options: LlavaPartsOptions(imageTokenIndex: 299))) { error in
+            XCTAssertTrue("\(error)".contains("model.mm_projector.0.bias"), "\(error)")
+        }
+    }
+}
