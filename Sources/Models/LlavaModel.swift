@@ -95,6 +95,29 @@ public final class LlavaModel {
         }
     }
 
+    /// Positions of the image placeholders, in splice order (row r of the features goes to
+    /// position `imagePositions[r]`; a backward pass gathers the embedding gradient from these rows
+    /// into the projector's output gradient).
+    public func imagePositions(tokens: [Int]) -> [Int] {
+        tokens.indices.filter { tokens[$0] == config.imageTokenIndex }
+    }
+
+    /// The training-shaped forward: `projectorActivations.input` holds (cached) vision features,
+    /// the projector runs, its output is spliced into `activations.embeddings`, and the decoder
+    /// runs keeping what `activations` keeps. Logits land in `activations.logits`.
+    public func forward(tokens: [Int], projectorActivations: ProjectorActivations?, activations: LlamaActivations) throws {
+        guard tokens.count == activations.tokens else {
+            throw ForgeError(.usage, "\(tokens.count) tokens for activations sized \(activations.tokens)")
+        }
+        var features: [Float]?
+        if let projectorActivations {
+            projector.forward(activations: projectorActivations)
+            features = projectorActivations.output.toArray()
+        }
+        try embed(tokens: tokens, imageFeatures: features, into: activations.embeddings.pointer)
+        language.forward(activations: activations)
+    }
+
     /// Logits `[T, V]` for a prompt, with optional images `[images, 3, H, W]`.
     public func logits(tokens: [Int], pixelValues: [Float]? = nil, images: Int = 1) throws -> [Float] {
         try language.validate(sequenceLength: tokens.count)

@@ -84,3 +84,53 @@ final class KVCacheTests: XCTestCase {
         }
     }
 }
+
+final class LlavaCompositionTests: XCTestCase {
+    func model() throws -> LlavaModel {
+        guard case .llava(let model) = try ModelLoader.load(path: Fixtures.path("tiny_llava", "model")) else { throw XCTSkip("not LLaVA") }
+        return model
+    }
+
+    /// Two images: features are per image, in order, and the rows land at the placeholders in order.
+    func testTwoImagesSpliceInOrder() throws {
+        let model = try model()
+        let json = try Fixtures.caseJSON("tiny_llava")
+        let first = try Fixtures.floats("tiny_llava", json, "pixel_values").values
+        let second = first.map { -0.5 * $0 + 0.1 }
+        let both = try model.imageFeatures(pixelValues: first + second, images: 2)
+        let one = try model.imageFeatures(pixelValues: first, images: 1)
+        let two = try model.imageFeatures(pixelValues: second, images: 1)
+        XCTAssertEqual(both, one + two)
+        let rows = model.rowsPerImage, c = model.language.config.hiddenSize
+        let ids = [1, 7] + [Int](repeating: 299, count: rows) + [8, 9] + [Int](repeating: 299, count: rows) + [10]
+        XCTAssertEqual(model.imagePositions(tokens: ids).count, 2 * rows)
+        let embeddings = FloatBuffer(count: ids.count * c)
+        try model.embed(tokens: ids, imageFeatures: both, into: embeddings.pointer)
+        let secondBlock = embeddings.toArray(offset: (2 + rows + 2) * c, count: rows * c)
+        XCTAssertEqual(secondBlock, two)
+        let text = embeddings.toArray(offset: 1 * c, count: c)
+        XCTAssertEqual(text, Array(UnsafeBufferPointer(start: model.language.embeddingTable + 7 * c, count: c)))
+        // Swapping the images changes the logits (order matters).
+        let a = try model.logits(tokens: ids, pixelValues: first + second, images: 2)
+        let b = try model.logits(tokens: ids, pixelValues: second + first, images: 2)
+        XCTAssertGreaterThan(Fixtures.maxAbsDifference(a, b), 1e-3)
+    }
+
+    /// The training-shaped forward (cached vision features → projector → splice → decoder keeping
+    /// activations) gives transformers' logits too.
+    func testTrainingForwardFromCachedFeaturesMatchesTransformers() throws {
+        let model = try model()
+        let json = try Fixtures.caseJSON("tiny_llava")
+        let ids = Fixtures.ints(json, "image_input_ids")
+        let pixels = try Fixtures.floats("tiny_llava", json, "pixel_values").values
+        let expected = try Fixtures.floats("tiny_llava", json, "image_logits").values
+        let features = try model.visionFeatures(pixelValues: pixels, images: 1)
+        let projectorActivations = ProjectorActivations(config: model.projector.config, rows: model.rowsPerImage)
+        features.withUnsafeBufferPointer { projectorActivations.input.copy(from: $0.baseAddress!, count: features.count) }
+        let activations = LlamaActivations(config: model.language.config, tokens: ids.count, keepForBackward: true)
+        try model.forward(tokens: ids, projectorActivations: projectorActivations, activations: activations)
+        XCTAssertLessThanOrEqual(Fixtures.maxAbsDifference(activations.logits.toArray(), expected), 1e-4)
+        // The projector kept its pre-activation and activation for backward.
+        XCTAssertNotEqual(projectorActivations.hidden.toArray(), projectorActivations.activated.toArray())
+    }
+}
