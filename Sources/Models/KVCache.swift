@@ -32,6 +32,18 @@ public final class KVCache {
         length = newLength
     }
 
+    /// Replace this cache's contents by the first `count` positions of `other` (a shared prompt
+    /// prefix, e.g. from a prefix cache), so decoding continues at position `count`.
+    public func copyPrefix(from other: KVCache, count: Int) {
+        precondition(other.layerCount == layerCount && other.kvWidth == kvWidth, "KVCache: copy between caches of different models")
+        precondition(count >= 0 && count <= other.length && count <= capacity, "KVCache: cannot copy \(count) of \(other.length) positions into \(capacity)")
+        for layer in 0..<layerCount {
+            keys[layer].copy(from: other.keys[layer].pointer, count: count * kvWidth)
+            values[layer].copy(from: other.values[layer].pointer, count: count * kvWidth)
+        }
+        length = count
+    }
+
     func advance(by count: Int) { length += count }
 }
 

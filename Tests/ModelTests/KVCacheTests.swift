@@ -47,6 +47,11 @@ final class KVCacheTests: XCTestCase {
         cache.truncate(to: 4)
         let again = try model.decode(tokens: [ids[4]], cache: cache)
         XCTAssertLessThanOrEqual(Fixtures.maxAbsDifference(again, Array(full[(4 * v)..<(5 * v)])), 1e-4)
+        // A second cache seeded from the first's prefix continues identically.
+        let other = KVCache(config: model.config, capacity: ids.count)
+        other.copyPrefix(from: cache, count: 5)
+        let continued = try other.length == 5 ? model.decode(tokens: Array(ids[5...]), cache: other, rows: .all) : []
+        XCTAssertLessThanOrEqual(Fixtures.maxAbsDifference(continued, Array(full[(5 * v)...])), 1e-4)
     }
 
     func testLlavaPrefillWithImageThenDecodeEqualsFullForward() throws {
