@@ -41,7 +41,10 @@ let package = Package(
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ], swiftSettings: hotPath),
         // Symbolic contexts in LLaVA's exact text format.
-        .target(name: "Contexts", dependencies: ["ForgeCore", "Store"]),
+        .target(name: "Contexts", dependencies: [
+            "ForgeCore", "Store",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ], swiftSettings: hotPath),
         // prompts/ and seeds/ on disk → chat messages.
         .target(name: "Prompts", dependencies: ["ForgeCore", "Contexts", .product(name: "Yams", package: "Yams")]),
         // OpenAI-compatible chat completions over libcurl.

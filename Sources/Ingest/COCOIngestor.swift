@@ -130,11 +130,11 @@ struct StoreSink: COCOSink {
     let handle: OpaquePointer
     var report: IngestFileReport
     let kind: COCOFileKind
-    let insertImage: SQLiteStatement
-    let insertCaption: SQLiteStatement
-    let insertBox: SQLiteStatement
-    let insertCategory: SQLiteStatement
-    let lookupImage: SQLiteStatement
+    let insertImage: RawStatement
+    let insertCaption: RawStatement
+    let insertBox: RawStatement
+    let insertCategory: RawStatement
+    let lookupImage: RawStatement
     /// id → (width, height) of the images this file lists.
     var imageSizes: [Int64: (Int64, Int64)] = [:]
     var imagesSectionSeen = false
@@ -147,24 +147,24 @@ struct StoreSink: COCOSink {
         self.handle = handle
         self.kind = kind
         report = IngestFileReport(path: path, kind: kind.rawValue, sizeBytes: size)
-        insertImage = try SQLiteStatement(handle, """
+        insertImage = try RawStatement(handle, """
             INSERT INTO images(id, file_name, width, height, source) VALUES (?1, ?2, ?3, ?4, ?5)
             ON CONFLICT(id) DO UPDATE SET file_name = excluded.file_name, width = excluded.width, height = excluded.height
             """)
-        insertCaption = try SQLiteStatement(handle, """
+        insertCaption = try RawStatement(handle, """
             INSERT INTO captions(id, image_id, seq, caption) VALUES (?1, ?2, ?3, ?4)
             ON CONFLICT(id) DO UPDATE SET image_id = excluded.image_id, seq = excluded.seq, caption = excluded.caption
             """)
-        insertBox = try SQLiteStatement(handle, """
+        insertBox = try RawStatement(handle, """
             INSERT INTO boxes(id, image_id, category_id, seq, x, y, w, h, iscrowd, area) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
             ON CONFLICT(id) DO UPDATE SET image_id = excluded.image_id, category_id = excluded.category_id, seq = excluded.seq,
               x = excluded.x, y = excluded.y, w = excluded.w, h = excluded.h, iscrowd = excluded.iscrowd, area = excluded.area
             """)
-        insertCategory = try SQLiteStatement(handle, """
+        insertCategory = try RawStatement(handle, """
             INSERT INTO categories(id, name, supercategory) VALUES (?1, ?2, ?3)
             ON CONFLICT(id) DO UPDATE SET name = excluded.name, supercategory = excluded.supercategory
             """)
-        lookupImage = try SQLiteStatement(handle, "SELECT width FROM images WHERE id = ?1")
+        lookupImage = try RawStatement(handle, "SELECT width FROM images WHERE id = ?1")
         imageSizes.reserveCapacity(1 << 17)
     }
 
