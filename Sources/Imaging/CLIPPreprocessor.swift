@@ -13,10 +13,13 @@ public struct CLIPPreprocessor: Sendable {
     /// `[3][256]`: the final float of every byte value per channel.
     private let lookup: [Float]
 
+    /// `config` must be valid (`CLIPPreprocessorConfig.load`/`decode` validate files; a config
+    /// built in code with the wrong number of mean/std values is a programming error).
     public init(config: CLIPPreprocessorConfig) {
+        precondition(config.imageMean.count == 3 && config.imageStd.count == 3,
+                     "CLIPPreprocessor: image_mean and image_std need 3 values each")
         self.config = config
-        let mean = config.imageMean.count == 3 ? config.imageMean : CLIPPreprocessorConfig.openAIMean
-        let std = config.imageStd.count == 3 ? config.imageStd : CLIPPreprocessorConfig.openAIStd
+        let mean = config.imageMean, std = config.imageStd
         func padByte(_ value: Double) -> UInt8 { UInt8(clamping: Int(value * 255)) }
         padColour = (padByte(mean[0]), padByte(mean[1]), padByte(mean[2]))
         var lookup = [Float](repeating: 0, count: 3 * 256)

@@ -156,14 +156,24 @@ final class CLIPPreprocessorTests: XCTestCase {
         let photo = try ImageDecoder.decode(path: Fixtures.seedPath("seeds/images/raccoon.jpg"))
         let large = ImageTransforms.resize(photo, width: 1024, height: 768)
         let preprocessor = CLIPPreprocessor(config: .openAI(resolution: 336))
-        var best = Double.infinity
-        var values: [Float] = []
-        for _ in 0..<5 {
-            let start = DispatchTime.now().uptimeNanoseconds
-            values = preprocessor.pixelValues(large, padToSquare: true)
-            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        func bestOf5<T>(_ body: () -> T) -> (T, Double) {
+            var best = Double.infinity
+            var result = body()
+            for _ in 0..<5 {
+                let start = DispatchTime.now().uptimeNanoseconds
+                result = body()
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+            return (result, best)
         }
-        print("CLIP preprocessing 1024x768 → 336 (pad): \(String(format: "%.2f", best)) ms (best of 5)")
+        let (values, total) = bestOf5 { preprocessor.pixelValues(large, padToSquare: true) }
+        let (_, unpadded) = bestOf5 { preprocessor.pixelValues(large, padToSquare: false) }
+        let (square, padding) = bestOf5 { ImageTransforms.expandToSquare(large, background: (122, 116, 104)) }
+        let (resized, resizing) = bestOf5 { ImageTransforms.resize(square, width: 336, height: 336) }
+        let (_, normalizing) = bestOf5 { preprocessor.tensor(from: resized) }
+        print(String(format: "CLIP preprocessing 1024x768 → 336: pad %.2f ms (expand %.2f + resize %.2f + normalize %.2f), "
+                     + "no pad %.2f ms; best of 5, %d worker threads", total, padding, resizing, normalizing, unpadded,
+                     Resampler.maximumThreads))
         let stepwise = ImageTransforms.centerCrop(
             ImageTransforms.resize(ImageTransforms.expandToSquare(large, background: (122, 116, 104)), width: 336, height: 336),
             width: 336, height: 336)
