@@ -194,6 +194,9 @@ def png_cases():
     cases["palette4_trns_interlaced"] = encode_png(smooth_field(h, w, 1, 15), 3, 4, palette=palette,
                                                    trns=alphas, interlace=True)
     cases["tiny_1x1_interlaced"] = encode_png(smooth_field(1, 1, 3, 255), 2, 8, interlace=True)
+    # Indices past a 10-entry PLTE (Pillow: black). Deterministic, so the RNG stream is unchanged.
+    cases["palette8_short_plte"] = encode_png(np.arange(h * w).reshape(h, w, 1) % 256, 3, 8,
+                                              palette=np.arange(30).reshape(10, 3) * 7)
     return cases
 
 
