@@ -92,6 +92,10 @@ ForgeImageStatus forge_decode_jpeg(const uint8_t *bytes, size_t count, ForgeImag
     }
 
     jpeg_create_decompress(&cinfo);
+    // Progressive images keep every coefficient in memory (2 bytes per sample, before the RGB
+    // output); cap libjpeg's whole-image buffers so a 100 Mpx progressive file fails cleanly with
+    // "insufficient memory"/"backing store" instead of exhausting the machine.
+    cinfo.mem->max_memory_to_use = 1024L * 1024L * 1024L;
     if (count > (size_t)(unsigned long)-1) count = (size_t)(unsigned long)-1;
     jpeg_mem_src(&cinfo, bytes, (unsigned long)count);
     jpeg_read_header(&cinfo, TRUE);
