@@ -40,6 +40,10 @@ final class BPEModel: @unchecked Sendable {
          names explicitNames: [String]? = nil, file: String?) throws {
         tokenToId = vocab
         let maxId = vocab.values.max() ?? -1
+        // Ids index dense tables; a stray huge id would allocate gigabytes.
+        guard maxId < max(4 * vocab.count, 1 << 20) else {
+            throw ForgeError(.badInput, "token id \(maxId) is far beyond the vocabulary size \(vocab.count)", file: file, location: "model.vocab")
+        }
         var names = [String](repeating: "", count: maxId + 1)
         for (token, id) in vocab {
             guard id >= 0, id <= Int(Int32.max) else {

@@ -165,13 +165,18 @@ extension Tokenizer {
     /// Encodes the joined text once (so BPE sees exactly what the model will) and marks each token
     /// trainable when the character it starts at lies in a trainable segment.
     public func encode(chat: RenderedChat, addSpecialTokens: Bool = true) -> TokenizedChat {
+        let encoded = encodeWithSources(chat.text, addSpecialTokens: addSpecialTokens)
+        return TokenizedChat(ids: encoded.ids, trainable: Self.trainableMask(chat, encoded))
+    }
+
+    /// Per token: does the character it starts at lie in a trainable segment?
+    static func trainableMask(_ chat: RenderedChat, _ encoded: TokenizedText) -> [Bool] {
         var boundaries: [(end: Int, trainable: Bool)] = []
         var position = 0
         for segment in chat.segments {
             position += segment.text.unicodeScalars.count
             boundaries.append((position, segment.trainable))
         }
-        let encoded = encodeWithSources(chat.text, addSpecialTokens: addSpecialTokens)
         var mask: [Bool] = []
         mask.reserveCapacity(encoded.ids.count)
         for source in encoded.sourceScalarIndex {
@@ -184,6 +189,6 @@ extension Tokenizer {
             }
             mask.append(lo < boundaries.count && boundaries[lo].trainable)
         }
-        return TokenizedChat(ids: encoded.ids, trainable: mask)
+        return mask
     }
 }

@@ -26,6 +26,15 @@ public enum TokenizerLoader {
                         config: config, specialTokensMap: specialMap, generationConfig: generation, chatTemplate: template)
     }
 
+    /// A model given as a folder (tokenizer.json …) or a `.gguf` file, as the CLI's `--model` takes it.
+    public static func load(model path: String) throws -> Tokenizer {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ForgeError(.io, "no such file or folder", file: path)
+        }
+        return isDirectory.boolValue ? try load(folder: path) : try load(gguf: path)
+    }
+
     /// The tokenizer stored in a GGUF file's metadata (`tokenizer.ggml.*`).
     public static func load(gguf path: String) throws -> Tokenizer {
         try GGUFTokenizerMetadata(file: GGUFFile(path: path)).makeTokenizer()

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import Tokenizers
 
@@ -67,6 +68,32 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssertEqual(ChatTemplate.llavaImageFirst("What is this?\n<image>"), "<image>\nWhat is this?")
         XCTAssertEqual(ChatTemplate.llavaImageFirst("  <image> Describe.  "), "<image>\nDescribe.")
         XCTAssertEqual(ChatTemplate.llavaImageFirst("No image"), "No image")
+    }
+
+    /// LLaVA's tokenizer_image_token, against the Python reference on HF tokenizers.
+    func testLLaVAImageTokenEncodingMatchesReference() throws {
+        struct Prompt: Decodable { var tokenizer: String; var text: String; var ids: [Int] }
+        let prompts = try JSONDecoder().decode([Prompt].self, from: Data(contentsOf: URL(fileURLWithPath: try Fixtures.path("llava_prompts.json"))))
+        XCTAssertEqual(prompts.count, 8)
+        var tokenizers: [String: Tokenizer] = [:]
+        for p in prompts {
+            let tokenizer = try tokenizers[p.tokenizer] ?? TokenizerLoader.load(folder: try Fixtures.path(p.tokenizer))
+            tokenizers[p.tokenizer] = tokenizer
+            XCTAssertEqual(tokenizer.encodeLLaVA(p.text).ids, p.ids, "\(p.tokenizer): \(String(reflecting: p.text))")
+        }
+    }
+
+    func testLLaVAMaskWithImage() throws {
+        let tokenizer = try TokenizerLoader.load(folder: try Fixtures.path("spm"))
+        let rendered = try ChatTemplate(.vicunaV1).render(conversation)
+        let tokenized = tokenizer.encodeLLaVA(chat: rendered)
+        XCTAssertEqual(tokenized.ids.filter { $0 == -200 }.count, 1)
+        XCTAssertEqual(trainableRuns(tokenized).map { tokenizer.decode($0) }, ["A cat on a mat.</s>", "It is black.</s>"])
+        let plain = try ChatTemplate(.plain).render([.user("<image>"), .assistant("A dog.")])
+        let plainTokens = tokenizer.encodeLLaVA(chat: plain)
+        XCTAssertEqual(Array(plainTokens.ids.prefix(2)), [1, -200])
+        XCTAssertEqual(plainTokens.trainable.prefix(2), [false, false])
+        XCTAssertEqual(trainableRuns(plainTokens).map { tokenizer.decode($0) }, ["A dog.\n"])
     }
 
     /// Contiguous runs of trainable ids.

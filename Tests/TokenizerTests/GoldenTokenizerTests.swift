@@ -16,6 +16,8 @@ final class GoldenTokenizerTests: XCTestCase {
     func testByteLevelLlama3Split() throws { try checkFolder("bytelevel_llama3") }
     func testSentencePieceNormalizer() throws { try checkFolder("spm") }
     func testSentencePieceMetaspace() throws { try checkFolder("spm_metaspace") }
+    func testSentencePieceMetaspaceWithoutSplit() throws { try checkFolder("spm_metaspace_whole") }
+    func testNFKCLowercaseAndICUSplit() throws { try checkFolder("bytelevel_norm") }
 
     func testSpecialTokenIdsAndVocabulary() throws {
         let byteLevel = try TokenizerLoader.load(folder: try Fixtures.path("bytelevel"))
@@ -26,7 +28,7 @@ final class GoldenTokenizerTests: XCTestCase {
         XCTAssertEqual(byteLevel.idToToken(1), "<|im_start|>")
         XCTAssertTrue(byteLevel.isSpecial(1))
         XCTAssertFalse(byteLevel.isSpecial(try XCTUnwrap(byteLevel.tokenToId("<image>"))))
-        XCTAssertEqual(byteLevel.vocabularySize, 1503) // 1500 trained + <mask>, <image>, [WORD]
+        XCTAssertEqual(byteLevel.vocabularySize, 1504) // 1500 trained + <mask>, <rs>, <image>, [WORD]
 
         let spm = try TokenizerLoader.load(folder: try Fixtures.path("spm"))
         XCTAssertEqual(spm.bosTokenId, 1)

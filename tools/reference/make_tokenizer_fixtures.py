@@ -75,6 +75,8 @@ CORPUS = [
     "<0x41> literal byte token text",
     "☃❄ ∑∫ → ⇒ © ® ™",
     "Ünïcödé ΑΒΓ абв ſt",
+    "a <rs>   b <rs>\tc<rs>",
+    "ﬁne ＦＵＬＬ width ① Ⅻ, and... done!? yes;",
 ]
 
 WORDS = (
@@ -126,7 +128,8 @@ def train_bytelevel():
     trainer = trainers.BpeTrainer(vocab_size=1500, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
     tok.train_from_iterator(training_corpus(), trainer)
-    tok.add_special_tokens([AddedToken("<mask>", lstrip=True, special=True, normalized=False)])
+    tok.add_special_tokens([AddedToken("<mask>", lstrip=True, special=True, normalized=False),
+                            AddedToken("<rs>", rstrip=True, special=True, normalized=False)])
     tok.add_tokens([AddedToken("<image>", special=False, normalized=False),
                     AddedToken("[WORD]", single_word=True, special=False, normalized=False)])
     return tok
@@ -185,6 +188,12 @@ def save_folder(tok, out_dir, name, config):
     with open(os.path.join(folder, "expected.json"), "w") as f:
         json.dump({"generator": "tokenizers " + __import__("tokenizers").__version__, "cases": expectations(tok)}, f,
                   ensure_ascii=False, indent=0)
+
+
+def variant_json(tok, edit):
+    data = json.loads(tok.to_str())
+    edit(data)
+    return Tokenizer.from_str(json.dumps(data))
 
 
 def variant(tok, **changes):
@@ -407,6 +416,30 @@ def bench_text(n_bytes=1_000_000):
     return "".join(out)
 
 
+LLAVA_PROMPTS = [
+    "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, and "
+    "polite answers to the user's questions. USER: <image>\nWhat is in the image? ASSISTANT: A cat on a mat.</s>"
+    "USER: What color is it? ASSISTANT: It is black.</s>",
+    "<image>A dog runs on grass.\n",
+    "USER: <image>\nDescribe both. <image> ASSISTANT:",
+    "no image at all",
+]
+
+
+def tokenizer_image_token(tok, prompt, image_token_index=-200):
+    """LLaVA mm_utils.tokenizer_image_token with a `tokenizers` tokenizer."""
+    chunks = [tok.encode(chunk, add_special_tokens=True).ids for chunk in prompt.split("<image>")]
+    bos = tok.post_processor is not None and chunks and chunks[0][:1] == [tok.token_to_id("<s>")]
+    input_ids, offset = [], 0
+    if chunks and chunks[0] and bos:
+        offset = 1
+        input_ids.append(chunks[0][0])
+    separated = [x for chunk in zip(chunks, [[image_token_index] * (offset + 1)] * len(chunks)) for x in chunk][:-1]
+    for x in separated:
+        input_ids.extend(x[offset:])
+    return input_ids
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out-dir", default="Tests/TokenizerTests/Fixtures")
@@ -432,7 +465,15 @@ def main():
                            pre_tokenizer=pre_tokenizers.Sequence([
                                pre_tokenizers.Split(Regex(llama3_regex), behavior="isolated", invert=False),
                                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]))
+    llama3_style = variant_json(llama3_style, lambda d: d["model"].update(ignore_merges=True))
     save_folder(llama3_style, out, "bytelevel_llama3", config)
+    # NFKC + Lowercase, a Split pattern only ICU handles (merged_with_previous), then ByteLevel.
+    normalized_style = variant(byte_level,
+                               normalizer=normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()]),
+                               pre_tokenizer=pre_tokenizers.Sequence([
+                                   pre_tokenizers.Split(Regex(r"[,.!?;:]+"), behavior="merged_with_previous"),
+                                   pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]))
+    save_folder(normalized_style, out, "bytelevel_norm", config)
 
     spm = train_spm()
     spm_config = {"tokenizer_class": "TokenizersBackend", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
@@ -442,6 +483,16 @@ def main():
                        pre_tokenizer=pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True),
                        decoder=decoders.Metaspace(replacement="▁", prepend_scheme="first", split=True))
     save_folder(spm_meta, out, "spm_metaspace", spm_config)
+    # Metaspace "always" without splitting: each text is one word (long words take the heap path).
+    spm_whole = variant(spm, normalizer=None,
+                        pre_tokenizer=pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=False),
+                        decoder=decoders.Metaspace(replacement="▁", prepend_scheme="always", split=False))
+    save_folder(spm_whole, out, "spm_metaspace_whole", spm_config)
+
+    with open(os.path.join(out, "llava_prompts.json"), "w") as f:
+        json.dump([{"tokenizer": name, "text": text, "ids": tokenizer_image_token(tok, text)}
+                   for name, tok in [("spm", spm), ("bytelevel", byte_level)] for text in LLAVA_PROMPTS],
+                  f, ensure_ascii=False, indent=0)
 
     write_expected(os.path.join(out, "bytelevel_gguf_expected.json"), gguf_bytelevel(byte_level, out),
                    "tokenizers pipeline rebuilt from bytelevel.gguf")
