@@ -37,17 +37,17 @@ final class BPEModel: @unchecked Sendable {
 
     init(vocab: [String: Int], merges mergePairs: [(String, String)], unkToken: String?, fuseUnk: Bool,
          byteFallback: Bool, ignoreMerges: Bool, continuingSubwordPrefix: String?, endOfWordSuffix: String?,
-         names explicitNames: [String]? = nil, file: String?) throws {
+         names explicitNames: [String]? = nil, file: String?, field: String = "model") throws {
         tokenToId = vocab
         let maxId = vocab.values.max() ?? -1
         // Ids index dense tables; a stray huge id would allocate gigabytes.
         guard maxId < max(4 * vocab.count, 1 << 20) else {
-            throw ForgeError(.badInput, "token id \(maxId) is far beyond the vocabulary size \(vocab.count)", file: file, location: "model.vocab")
+            throw ForgeError(.badInput, "token id \(maxId) is far beyond the vocabulary size \(vocab.count)", file: file, location: "\(field).vocab")
         }
         var names = [String](repeating: "", count: maxId + 1)
         for (token, id) in vocab {
             guard id >= 0, id <= Int(Int32.max) else {
-                throw ForgeError(.badInput, "token \(JSONText.quoted(token)) has invalid id \(id)", file: file, location: "model.vocab")
+                throw ForgeError(.badInput, "token \(JSONText.quoted(token)) has invalid id \(id)", file: file, location: "\(field).vocab")
             }
             names[id] = token
         }
@@ -88,13 +88,13 @@ final class BPEModel: @unchecked Sendable {
         for (rank, pair) in mergePairs.enumerated() {
             guard let a = vocab[pair.0], let b = vocab[pair.1] else {
                 throw ForgeError(.badInput, "merge \(JSONText.quoted(pair.0 + " " + pair.1)) uses a token missing from the vocabulary",
-                                 file: file, location: "model.merges[\(rank)]")
+                                 file: file, location: "\(field).merges[\(rank)]")
             }
             var right = pair.1
             if prefixLength > 0, let p = self.continuingSubwordPrefix, right.hasPrefix(p) { right = String(right.dropFirst(prefixLength)) }
             guard let merged = vocab[pair.0 + right] else {
                 throw ForgeError(.badInput, "merge \(JSONText.quoted(pair.0 + " " + pair.1)) makes \(JSONText.quoted(pair.0 + right)), which is not in the vocabulary",
-                                 file: file, location: "model.merges[\(rank)]")
+                                 file: file, location: "\(field).merges[\(rank)]")
             }
             let key = UInt64(a) << 32 | UInt64(b)
             // A repeated pair keeps its last rank, as HF's map-building does.

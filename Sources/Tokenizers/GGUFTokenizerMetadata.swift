@@ -83,7 +83,7 @@ struct GGUFTokenizerMetadata {
             }
             model = try BPEModel(vocab: vocab, merges: merges, unkToken: specials.unk.map { tokens[$0] }, fuseUnk: false,
                                  byteFallback: false, ignoreMerges: false, continuingSubwordPrefix: nil, endOfWordSuffix: nil,
-                                 names: tokens, file: file.path)
+                                 names: tokens, file: file.path, field: "tokenizer.ggml")
             normalizer = nil
             preTokenizer = try byteLevelPreTokenizer(file.metadata["tokenizer.ggml.pre"]?.string ?? "default")
             decoder = ByteLevelDecoder()
@@ -95,7 +95,7 @@ struct GGUFTokenizerMetadata {
             let merges = Self.mergesFromScores(tokens: tokens, vocab: vocab, scores: scores)
             model = try BPEModel(vocab: vocab, merges: merges, unkToken: specials.unk.map { tokens[$0] }, fuseUnk: true,
                                  byteFallback: true, ignoreMerges: false, continuingSubwordPrefix: nil, endOfWordSuffix: nil,
-                                 names: tokens, file: file.path)
+                                 names: tokens, file: file.path, field: "tokenizer.ggml")
             let spacePrefix = bool("tokenizer.ggml.add_space_prefix") ?? true
             let replace = ReplaceNormalizer(pattern: LiteralPattern(literal: [0x20]), content: [0x2581])
             normalizer = spacePrefix ? SequenceNormalizer(stages: [PrependNormalizer(prefix: [0x2581]), replace]) : replace
