@@ -24,6 +24,17 @@ final class TokenizerErrorTests: XCTestCase {
         XCTAssertEqual(t.decode([2, 0]), "ab a") // no decoder: tokens joined with spaces, like HF
     }
 
+    func testUnknownTokenFusingAndSubwordPrefix() throws {
+        let fused = try loadJSON(#"{"model": {"type": "BPE", "unk_token": "<unk>", "fuse_unk": true, "vocab": {"<unk>": 0, "a": 1, "b": 2, "ab": 3}, "merges": ["a b"]}}"#)
+        XCTAssertEqual(fused.encode("a😀😀b"), [1, 0, 2])
+        XCTAssertEqual(fused.encode("😀ab"), [0, 3])
+        let separate = try loadJSON(#"{"model": {"type": "BPE", "unk_token": "<unk>", "fuse_unk": false, "vocab": {"<unk>": 0, "a": 1, "b": 2}, "merges": []}}"#)
+        XCTAssertEqual(separate.encode("a😀😀b"), [1, 0, 0, 2])
+        let prefixed = try loadJSON(###"{"model": {"type": "BPE", "unk_token": "<unk>", "continuing_subword_prefix": "##", "vocab": {"<unk>": 0, "a": 1, "##b": 2, "ab": 3, "b": 4}, "merges": ["a ##b"]}}"###)
+        XCTAssertEqual(prefixed.encode("ab"), [3])
+        XCTAssertEqual(prefixed.encode("ba"), [4, 0]) // "##a" is not in the vocabulary
+    }
+
     func testBadInputs() {
         assertError("{\"model\": ", mentions: ["t.json", "byte"])
         assertError("[]", mentions: ["JSON object"])
