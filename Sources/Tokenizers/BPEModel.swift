@@ -22,13 +22,19 @@ final class BPEModel: @unchecked Sendable {
     let endOfWordSuffix: String?
 
     /// (left id << 32 | right id) → (rank << 32 | merged id).
-    private let merges: [UInt64: UInt64]
+    private let merges: PairRankTable
     /// Single-scalar tokens: scalars below 512 by table, others by dictionary.
     private let smallCharIds: [Int32]
     private let charIds: [UInt32: Int32]
     /// `<0xNN>` ids, -1 where missing.
     private let byteIds: [Int32]
     private let plainCharacters: Bool
+
+    /// SentencePiece text reaches the model as one long word (no pre-tokenizer). When no token
+    /// has a ▁ after another character, no merge can cross the start of a ▁ run, so the word is
+    /// encoded run by run — exactly the same result, but cacheable and without a huge merge heap.
+    private let splitsBeforeMetaspace: Bool
+    static let metaspace: UInt32 = 0x2581
 
     private let cacheLock = NSLock()
     private var cache: [[UInt32]: EncodedWord] = [:]
@@ -81,9 +87,20 @@ final class BPEModel: @unchecked Sendable {
             if let id = vocab[name] { bytes[b] = Int32(id) }
         }
         byteIds = bytes
+        var splittable = !ignoreMerges && plainCharacters && vocab["\u{2581}"] != nil
+        if splittable {
+            for token in vocab.keys {
+                var previous: UInt32 = Self.metaspace
+                for u in token.unicodeScalars {
+                    if u.value == Self.metaspace, previous != Self.metaspace { splittable = false; break }
+                    previous = u.value
+                }
+                if !splittable { break }
+            }
+        }
+        splitsBeforeMetaspace = splittable
 
-        var table: [UInt64: UInt64] = [:]
-        table.reserveCapacity(mergePairs.count)
+        var table = PairRankTable(capacity: mergePairs.count)
         let prefixLength = self.continuingSubwordPrefix?.count ?? 0
         for (rank, pair) in mergePairs.enumerated() {
             guard let a = vocab[pair.0], let b = vocab[pair.1] else {
@@ -98,7 +115,7 @@ final class BPEModel: @unchecked Sendable {
             }
             let key = UInt64(a) << 32 | UInt64(b)
             // A repeated pair keeps its last rank, as HF's map-building does.
-            table[key] = UInt64(rank) << 32 | UInt64(merged)
+            table.set(key, UInt64(rank) << 32 | UInt64(merged))
         }
         merges = table
     }
@@ -109,6 +126,20 @@ final class BPEModel: @unchecked Sendable {
 
     /// Tokens of one pre-tokenized word.
     func encode(word: UnsafeBufferPointer<UInt32>) -> EncodedWord {
+        guard splitsBeforeMetaspace, word.count > 1 else { return encodeWhole(word) }
+        var result = EncodedWord(ids: [], starts: [])
+        var start = 0
+        for i in 1...word.count where i == word.count || (word[i] == Self.metaspace && word[i - 1] != Self.metaspace) {
+            let part = encodeWhole(UnsafeBufferPointer(rebasing: word[start..<i]))
+            if start == 0, i == word.count { return part }
+            result.ids.append(contentsOf: part.ids)
+            for s in part.starts { result.starts.append(s + Int32(start)) }
+            start = i
+        }
+        return result
+    }
+
+    private func encodeWhole(_ word: UnsafeBufferPointer<UInt32>) -> EncodedWord {
         let cacheable = word.count <= Self.maximumCachedWordLength
         var key: [UInt32] = []
         if cacheable {
@@ -176,7 +207,7 @@ final class BPEModel: @unchecked Sendable {
     }
 
     @inline(__always) private func rankAndId(_ a: Int32, _ b: Int32) -> UInt64? {
-        merges[UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))]
+        merges.get(UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b)))
     }
 
     /// Short words: keep the rank of every adjacent pair, merge the lowest (leftmost on ties),

@@ -35,6 +35,14 @@ final class TokenizerErrorTests: XCTestCase {
         XCTAssertEqual(prefixed.encode("ba"), [4, 0]) // "##a" is not in the vocabulary
     }
 
+    /// Words are only cut before ▁ runs when no token has a ▁ after another character.
+    func testMetaspaceRunSplittingKeepsCrossingMerges() throws {
+        let crossing = try loadJSON(#"{"model": {"type": "BPE", "vocab": {"▁": 0, "a": 1, "b": 2, "a▁": 3, "a▁b": 4, "▁b": 5}, "merges": ["a ▁", "a▁ b", "▁ b"]}}"#)
+        XCTAssertEqual(crossing.encode("a▁b"), [4]) // cutting before ▁ would give [1, 5]
+        let plain = try loadJSON(#"{"model": {"type": "BPE", "vocab": {"▁": 0, "a": 1, "b": 2, "▁b": 3, "▁▁": 4}, "merges": ["▁ b", "▁ ▁"]}}"#)
+        XCTAssertEqual(plain.encode("a▁b▁▁b▁"), [1, 3, 0, 3, 0]) // HF tokenizers' result
+    }
+
     func testBadInputs() {
         assertError("{\"model\": ", mentions: ["t.json", "byte"])
         assertError("[]", mentions: ["JSON object"])

@@ -11,6 +11,9 @@ final class TokenizerTimingTests: XCTestCase {
         var id_sum: Int
         var first_ids: [Int]
         var python_tokenizers_seconds: Double
+        var spm_tokens: Int
+        var spm_id_sum: Int
+        var spm_python_tokenizers_seconds: Double
     }
 
     /// The reference script's bench_text(): words picked by a 64-bit LCG.
@@ -43,6 +46,15 @@ final class TokenizerTimingTests: XCTestCase {
         XCTAssertEqual(ids.count, bench.tokens)
         XCTAssertEqual(ids.reduce(0, +), bench.id_sum)
         XCTAssertEqual(Array(ids.prefix(bench.first_ids.count)), bench.first_ids)
+
+        // SentencePiece style: the whole text is one word for the model (no pre-tokenizer).
+        let spm = try TokenizerLoader.load(folder: try Fixtures.path("spm"))
+        let spmStart = Date()
+        let spmIds = spm.encode(text, addSpecialTokens: false)
+        print(String(format: "tokenizer timing (spm): %d tokens in %.3f s (Python tokenizers: %.3f s)",
+                     spmIds.count, Date().timeIntervalSince(spmStart), bench.spm_python_tokenizers_seconds))
+        XCTAssertEqual(spmIds.count, bench.spm_tokens)
+        XCTAssertEqual(spmIds.reduce(0, +), bench.spm_id_sum)
 
         if let path = Fixtures.smolLM2() {
             let smol = try TokenizerLoader.load(gguf: path)

@@ -511,9 +511,15 @@ def main():
         ids = byte_level.encode(text, add_special_tokens=False).ids
         seconds = time.perf_counter() - start
         print("tokenizers bytelevel: %d bytes -> %d tokens in %.3f s" % (len(text.encode()), len(ids), seconds))
+        start = time.perf_counter()
+        spm_ids = spm.encode(text, add_special_tokens=False).ids
+        spm_seconds = time.perf_counter() - start
+        print("tokenizers spm: %d tokens in %.3f s" % (len(spm_ids), spm_seconds))
         with open(os.path.join(out, "bench.json"), "w") as f:
             json.dump({"bytes": len(text.encode()), "tokens": len(ids), "id_sum": sum(ids), "first_ids": ids[:64],
-                       "python_tokenizers_seconds": round(seconds, 3)}, f)
+                       "python_tokenizers_seconds": round(seconds, 3),
+                       "spm_tokens": len(spm_ids), "spm_id_sum": sum(spm_ids),
+                       "spm_python_tokenizers_seconds": round(spm_seconds, 3)}, f)
 
 if __name__ == "__main__":
     main()
