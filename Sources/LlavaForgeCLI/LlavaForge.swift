@@ -15,7 +15,7 @@ struct LlavaForge: ParsableCommand {
           inspect   read samples of one type with their context
           stats     counts, failures, lengths, tokens
         """,
-        subcommands: [Ingest.self, Context.self, Generate.self, Export.self, Inspect.self, Stats.self]
+        subcommands: [Ingest.self, Context.self, Generate.self, Export.self, Inspect.self, Stats.self, ModelInfo.self]
     )
 }
 
