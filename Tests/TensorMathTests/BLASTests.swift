@@ -150,6 +150,21 @@ final class BLASTests: XCTestCase {
             assertClose(c.toArray(), expected, rtol: 1e-5, atol: 1e-4, "\(BLASRuntime.coreName) with \(threads) threads")
         }
     }
+
+    /// The in-process switch itself (what fixes the Prescott mis-detection): force Prescott, check
+    /// products, switch to the CPU's best core, check again, then restore the selected core.
+    func testInProcessCoreSwitchBothWays() throws {
+        let selected = BLASRuntime.ensureBestCore().activeCore
+        defer { _ = BLASRuntime.reselectCore(selected) }
+        guard let prescott = BLASRuntime.reselectCore("Prescott") else { throw XCTSkip("OpenBLAS is not a DYNAMIC_ARCH build") }
+        XCTAssertEqual(prescott.lowercased(), "prescott")
+        XCTAssertTrue(BLASRuntime.productIsCorrect(), "Prescott products")
+        let cpu = CPUFeatures.current()
+        guard let best = OpenBLASCore.preferredCore(for: OpenBLASCore.tier(of: cpu), cpu: cpu) else { return }
+        XCTAssertEqual(BLASRuntime.reselectCore(best)?.lowercased(), best.lowercased())
+        XCTAssertTrue(BLASRuntime.productIsCorrect(), "\(best) products")
+        XCTAssertEqual(BLASRuntime.plan(currentCore: "Prescott", cpu: cpu, environment: [:]).switchTarget, cpu.hasAVX512 ? "SkylakeX" : best)
+    }
 }
 
 extension BLASRuntime.CorePlan {
