@@ -163,6 +163,9 @@ final class GGUFReaderTests: XCTestCase {
         var longArray = GGUFBuilder()
         longArray.metadata = [("a", { w in w.u32(9); w.u32(4); w.u64(1 << 40) })]
         assertForgeError(["metadata 'a'", "array length"]) { try open(longArray.build()) }
+        var hugeArray = GGUFBuilder()
+        hugeArray.metadata = [("a", { w in w.u32(9); w.u32(0); w.u64(1 << 25); w.bytes += [UInt8](repeating: 0, count: 1 << 25) })]
+        assertForgeError(["metadata 'a'", "exceeds the limit"]) { try open(hugeArray.build()) }
         var badElement = GGUFBuilder()
         badElement.metadata = [("a", { w in w.u32(9); w.u32(99); w.u64(1) })]
         assertForgeError(["unknown array element type 99"]) { try open(badElement.build()) }

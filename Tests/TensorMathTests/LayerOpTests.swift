@@ -65,6 +65,15 @@ final class LayerOpTests: XCTestCase {
                     subtracting: gradientSeed)
     }
 
+    func testEmbeddingValidationNamesTheBadToken() {
+        XCTAssertNoThrow(try [0, 5].withUnsafeBufferPointer { try Embedding.validate(tokenIDs: $0, vocab: 6) })
+        XCTAssertThrowsError(try [0, 6].withUnsafeBufferPointer { try Embedding.validate(tokenIDs: $0, vocab: 6, source: "prompt") }) { error in
+            XCTAssertEqual((error as? ForgeError)?.location, "token 1")
+            XCTAssertTrue((error as? ForgeError)?.description.contains("token id 6") ?? false)
+        }
+        XCTAssertThrowsError(try [-1].withUnsafeBufferPointer { try Embedding.validate(tokenIDs: $0, vocab: 6) })
+    }
+
     // MARK: RMSNorm
 
     static func rmsNormReference(_ x: [Double], _ w: [Double], rows: Int, dim: Int, eps: Double) -> [Double] {
