@@ -266,10 +266,15 @@ public struct CheckpointSummary: Encodable {
         add("vocab", text, "vocab_size")
         add("context", text, "max_position_embeddings", "n_positions")
         add("rope_theta", text, "rope_theta")
+        // transformers ≥ 5 moved it into rope_parameters (with rope_type).
+        if hyperparameter("rope_theta") == nil, let rope = text["rope_parameters"]?.objectValue {
+            add("rope_theta", rope, "rope_theta")
+            if rope["rope_type"]?.stringValue != "default" { add("rope_type", rope, "rope_type") }
+        }
         add("rms_norm_eps", text, "rms_norm_eps")
         add("tie_word_embeddings", text, "tie_word_embeddings")
         add("hidden_act", text, "hidden_act")
-        add("torch_dtype", json, "torch_dtype")
+        add("torch_dtype", json, "torch_dtype", "dtype")
         if let vision = json["vision_config"]?.objectValue {
             add("vision_model_type", vision, "model_type")
             add("vision_layers", vision, "num_hidden_layers")
@@ -285,6 +290,8 @@ public struct CheckpointSummary: Encodable {
         add("vision_feature_layer", json, "vision_feature_layer", "mm_vision_select_layer")
         add("vision_feature_select", json, "vision_feature_select_strategy", "mm_vision_select_feature")
         add("image_token_index", json, "image_token_index", "image_token_id")
+        add("image_seq_length", json, "image_seq_length")
+        add("projector_bias", json, "multimodal_projector_bias")
     }
 
     mutating func setTensors(_ infos: [TensorInfo]) {

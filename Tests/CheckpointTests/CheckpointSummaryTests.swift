@@ -98,6 +98,19 @@ final class CheckpointSummaryTests: XCTestCase {
         XCTAssertEqual(summary.totalParameters, 24 + 6 + 1 + 0)
     }
 
+    func testTransformers5ConfigKeys() throws {
+        let folder = ScratchFolder()
+        folder.write("model.safetensors", Fixtures.bytes("f32.safetensors"))
+        folder.write("config.json", text: """
+        {"model_type": "llama", "dtype": "bfloat16", "num_hidden_layers": 2,
+         "rope_parameters": {"rope_theta": 100000.0, "rope_type": "default"}}
+        """)
+        let summary = try CheckpointSummary.inspect(path: folder.path)
+        XCTAssertEqual(summary.hyperparameter("rope_theta"), .double(100000))
+        XCTAssertNil(summary.hyperparameter("rope_type"))
+        XCTAssertEqual(summary.hyperparameter("torch_dtype"), .string("bfloat16"))
+    }
+
     func testLayerGrouping() {
         XCTAssertEqual(CheckpointSummary.layerPattern("model.layers.12.self_attn.q_proj.weight"), "model.layers.N.self_attn.q_proj.weight")
         XCTAssertEqual(CheckpointSummary.layerPattern("blk.3.attn_q.weight"), "blk.N.attn_q.weight")
