@@ -58,7 +58,11 @@ public enum CrossEntropy {
             let (maxValue, logSum) = logSumExpParts(z, count: vocab)
             let shift = Float(logSum)
             // p_i = exp((z_i − max) − log Σ e^(z − max)); z_i − max is exact in Float.
-            for i in 0..<vocab { dz[i] += scale * expf((z[i] - maxValue) - shift) }
+            let offset = VectorExp.Vector(repeating: maxValue), logSumVector = VectorExp.Vector(repeating: shift)
+            VectorExp.blocks(0..<vocab) { i, lanes in
+                let p = VectorExp.exp((VectorExp.load(z, i, lanes: lanes) - offset) - logSumVector)
+                VectorExp.store(VectorExp.load(dz, i, lanes: lanes) + scale * p, dz, i, lanes: lanes)
+            }
             dz[target] -= scale
         }
     }
@@ -68,7 +72,11 @@ public enum CrossEntropy {
         var maxValue = -Float.infinity
         for i in 0..<count { maxValue = max(maxValue, z[i]) }
         var sum = 0.0
-        for i in 0..<count { sum += Double(expf(z[i] - maxValue)) }
+        let offset = VectorExp.Vector(repeating: maxValue)
+        VectorExp.blocks(0..<count) { i, lanes in
+            let e = VectorExp.exp(VectorExp.load(z, i, lanes: lanes) - offset)
+            if lanes == 16 { sum += Double(e.sum()) } else { for j in 0..<lanes { sum += Double(e[j]) } }
+        }
         return (maxValue, log(sum))
     }
 
