@@ -272,6 +272,8 @@ def write_safetensors(blob, rng):
         "scalar": np.array(1.5, dtype=np.float32),
         "empty": np.zeros((0, 3), dtype=np.float32),
     }
+    # Two metadata keys: the reference writer's map order varies between runs, so this file's bytes
+    # may differ on regeneration while its content does not.
     save_numpy(f32, os.path.join(OUT, "f32.safetensors"), metadata={"format": "pt", "note": "fixture"})
     files["f32.safetensors"] = {"metadata": {"format": "pt", "note": "fixture"},
                                 "tensors": [st_entry(k, "F32", v, blob) for k, v in sorted(f32.items())]}
