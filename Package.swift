@@ -52,6 +52,7 @@ let package = Package(
         .target(name: "Generation", dependencies: [
             "ForgeCore", "Store", "Contexts", "Prompts", "LLMClient", "Parsing",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
         ]),
         // LLaVA JSON / JSONL export, inspect, stats.
         .target(name: "Export", dependencies: ["ForgeCore", "Store", "Contexts"]),
