@@ -11,11 +11,12 @@ struct LlavaForge: ParsableCommand {
           ingest    COCO captions/instances JSON → SQLite
           context   print an image's symbolic context (LLaVA's format)
           generate  ask an OpenAI-compatible LLM for samples of one type
+          batch     the same through OpenAI Batch API files (export / import)
           export    write LLaVA JSON (combined and per type)
           inspect   read samples of one type with their context
           stats     counts, failures, lengths, tokens
         """,
-        subcommands: [Ingest.self, Context.self, Generate.self, Export.self, Inspect.self, Stats.self]
+        subcommands: [Ingest.self, Context.self, Generate.self, Batch.self, Export.self, Inspect.self, Stats.self]
     )
 }
 
