@@ -82,11 +82,13 @@ public final class BatchExporter {
         summary.alreadyAnswered = plan.total - plan.exported - plan.toSend.count
 
         // Cut into files by line count and size.
-        var groups: [[(Generator.Job, Data)]] = []
-        var current: [(Generator.Job, Data)] = []
+        var groups: [[(Generator.Job, Data, String)]] = []
+        var current: [(Generator.Job, Data, String)] = []
         var currentBytes = 0
+        let planner = RequestPlanner(database: database, spec: spec, options: planOptions)
         for job in plan.toSend {
-            let line = Self.line(customID: Self.customID(job), body: job.body)
+            let body = planner.chatRequest(context: job.context).bodyJSON()
+            let line = Self.line(customID: Self.customID(job, body: body), body: body)
             guard line.count + 1 <= maxBytes else {
                 throw ForgeError(.badInput, "request \(job.requestID) alone is \(line.count) bytes, over the batch file limit of \(maxBytes)")
             }
@@ -95,7 +97,7 @@ public final class BatchExporter {
                 current = []
                 currentBytes = 0
             }
-            current.append((job, line))
+            current.append((job, line, Self.customID(job, body: body)))
             currentBytes += line.count + 1
         }
         if !current.isEmpty { groups.append(current) }
@@ -108,9 +110,9 @@ public final class BatchExporter {
                 let id = db.lastInsertedRowID
                 let path = (outDir as NSString).appendingPathComponent("\(spec.name)-batch-\(id).jsonl")
                 try db.execute(sql: "UPDATE batch_files SET path = ? WHERE id = ?", arguments: [path, id])
-                for (job, _) in group {
+                for (job, _, customID) in group {
                     try db.cachedStatement(sql: "UPDATE requests SET status = 'exported', custom_id = ?, batch_file_id = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?")
-                        .execute(arguments: [Self.customID(job), id, job.requestID])
+                        .execute(arguments: [customID, id, job.requestID])
                 }
                 return (id, path)
             }
@@ -148,8 +150,8 @@ public final class BatchExporter {
     }
 
     /// `lf-<request id>-<first 16 hex of the cache key>`: unique in the database, ≤ 64 characters.
-    static func customID(_ job: Generator.Job) -> String {
-        "lf-\(job.requestID)-" + String(SHA256.hex(Array(job.body)).prefix(16))
+    static func customID(_ job: Generator.Job, body: Data) -> String {
+        "lf-\(job.requestID)-" + String(SHA256.hex(Array(body)).prefix(16))
     }
 
     static func line(customID: String, body: Data) -> Data {

@@ -69,6 +69,8 @@ public struct GenerateSummary: Sendable, Codable {
     public var promptTokens = 0
     public var completionTokens = 0
     public var seconds = 0.0
+    /// Of `seconds`, the sending phase (first request out → last result committed).
+    public var sendSeconds = 0.0
     /// Set when the run stopped early (e.g. the API quota is exhausted).
     public var stoppedReason: String?
     public var errorsByClass: [String: Int] = [:]

@@ -31,12 +31,12 @@ public final class Generator {
         self.options = options
     }
 
-    /// One planned request.
+    /// One planned request. The body is rebuilt from the context when it is sent (the same
+    /// bytes, whose hash is the row's key): 158K bodies of ~6 KB each are not kept in memory.
     struct Job {
         var requestID: Int64
         var imageID: Int64
-        var body: Data
-        var request: ChatRequest
+        var context: String
     }
 
     public func run(progress: ((String) -> Void)? = nil) throws -> GenerateSummary {
@@ -122,11 +122,14 @@ public final class Generator {
         thread.start()
 
         var index = 0
+        let planner = RequestPlanner(database: database, spec: spec, options: options)
+        let maxTokens = options.maxTokens ?? spec.maxTokens
+        let sendStarted = Date()
         let report = engine.run(next: { () -> ChatJob? in
             guard index < jobs.count else { return nil }
             let j = jobs[index]
             index += 1
-            return ChatJob(id: j.requestID, body: j.body, maxTokens: j.request.params.maxTokens)
+            return ChatJob(id: j.requestID, body: planner.chatRequest(context: j.context).bodyJSON(), maxTokens: maxTokens)
         }, started: { job, retries in
             writer.post(.started(jobID: retries == 0 ? job.id : -job.id))
         }, deliver: { outcome in
@@ -134,7 +137,9 @@ public final class Generator {
         })
         writer.close()
         writerDone.wait()
+        let sendSeconds = Date().timeIntervalSince(sendStarted)
         state.update { s in
+            s.sendSeconds = sendSeconds
             s.retriesByClass = report.retriesByClass
             s.http429 = report.http429
             if s.stoppedReason == nil { s.stoppedReason = report.stoppedReason }

@@ -60,7 +60,7 @@ struct RequestPlanner {
                 case "exported" where !options.includeExported:
                     plan.exported += 1
                 default:
-                    plan.toSend.append(Generator.Job(requestID: row[0], imageID: ann.imageID, body: body, request: request))
+                    plan.toSend.append(Generator.Job(requestID: row[0], imageID: ann.imageID, context: ctx.text))
                 }
             }
         }

@@ -228,6 +228,15 @@ final class ChatEngineTests: XCTestCase {
         XCTAssertEqual(o2.count, 3)
     }
 
+    func testTLSFailureNamesTheCause() throws {
+        // https to a plain-http port: the handshake fails; the class and curl's words say so.
+        let server = try startServer { _ in MockOpenAIServer.completion(content: "never") }
+        let url = server.baseURL.replacingOccurrences(of: "http://", with: "https://")
+        let (outcomes, report) = try run(config(url, retries: 0), count: 3, options: EngineOptions(concurrency: 1, circuitBreaker: 3))
+        XCTAssertTrue(outcomes.values.allSatisfy { $0.failureClass == .tls }, "\(outcomes.values.map { $0.result })")
+        XCTAssertTrue(report.stoppedReason?.contains("curl 35") ?? false, "\(String(describing: report.stoppedReason))")
+    }
+
     func testGlobalRetryBudgetCapsRetries() throws {
         let server = try startServer { _ in MockOpenAIServer.html(status: 503) }
         let (outcomes, report) = try run(config(server.baseURL, retries: 5), count: 10,

@@ -355,6 +355,12 @@ public final class MockOpenAIServer: @unchecked Sendable {
             }
             if pending.count > 1 << 20 { return nil }
             guard readSome(fd, &pending) else { return nil }
+            // A TLS ClientHello (record type 0x16) on this plain-HTTP port: answer in plain
+            // text and close, as a misconfigured server would; the client reports a TLS error.
+            if pending.first == 0x16 {
+                _ = sendAll(fd, Array("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8))
+                return nil
+            }
         }
     }
 
