@@ -55,6 +55,7 @@ let package = Package(
         .target(name: "Generation", dependencies: [
             "ForgeCore", "Store", "Contexts", "Prompts", "LLMClient", "Parsing",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
         ]),
         // LLaVA JSON / JSONL export, inspect, stats.
         .target(name: "Export", dependencies: ["ForgeCore", "Store", "Contexts"]),
@@ -84,6 +85,8 @@ let package = Package(
 
         // Test support: a loopback OpenAI-compatible mock server with fault injection.
         .target(name: "MockOpenAI", dependencies: ["ForgeCore"], path: "Tests/MockOpenAI"),
+        // The same mock as a process, for bench/generation_bench.sh.
+        .executableTarget(name: "forge-mock", dependencies: ["MockOpenAI"], path: "bench/forge-mock"),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Store", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ContextTests", dependencies: ["Contexts", "Ingest", "Store", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "ForgeCore"]),

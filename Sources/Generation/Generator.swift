@@ -11,10 +11,12 @@ import Store
 /// contexts → chat requests → responses → parsed samples, journalled in the store.
 ///
 /// Every request row is written (status `pending`) before anything is sent, keyed by the
-/// sha256 of the exact request body; a response is stored together with its parsed sample in
-/// one transaction. So a rerun never re-sends a request whose answer is stored, an interrupted
-/// run resumes where it stopped, and changing a prompt file or a sampling parameter changes the
-/// key of exactly the requests it affects.
+/// sha256 of the exact request body. The requests go out through one `ChatEngine` (libcurl
+/// multi, rate-limited, retried by class); each answer is stored with its parsed sample by a
+/// single writer thread that commits in groups. So a rerun never re-sends a request whose
+/// answer is stored, a run killed at any moment resumes where it stopped (rows left
+/// `in_flight` by a dead process go back to `pending`), and changing a prompt file or a
+/// sampling parameter changes the key of exactly the requests it affects.
 public final class Generator {
     public let database: ForgeDatabase
     public let spec: SampleTypeSpec
@@ -29,124 +31,183 @@ public final class Generator {
         self.options = options
     }
 
-    /// One planned request.
+    /// One planned request. The body is rebuilt from the context when it is sent (the same
+    /// bytes, whose hash is the row's key): 158K bodies of ~6 KB each are not kept in memory.
     struct Job {
         var requestID: Int64
         var imageID: Int64
-        var body: Data
-        var request: ChatRequest
+        var context: String
     }
 
     public func run(progress: ((String) -> Void)? = nil) throws -> GenerateSummary {
         guard options.limit >= 0 else { throw ForgeError(.usage, "--limit must be ≥ 0") }
+        guard options.concurrency >= 1 else { throw ForgeError(.usage, "--concurrency must be ≥ 1") }
         let lock = try RunLock(databasePath: database.path)
         defer { lock.release() }
         let started = Date()
-        let runID = try database.write { db -> Int64 in
-            // A previous process died mid-request: those requests were never answered.
+        let (runID, reclaimed) = try database.write { db -> (Int64, Int) in
+            // A previous process died mid-request: those requests were never (durably) answered.
             try db.execute(sql: "UPDATE requests SET status = 'pending' WHERE status = 'in_flight'")
+            let reclaimed = db.changesCount
+            try db.execute(sql: "UPDATE runs SET status = 'killed' WHERE status = 'running'")
             try db.execute(sql: "INSERT INTO runs(type, base_url, model, params_json, requested) VALUES (?, ?, ?, ?, ?)",
                            arguments: [spec.name, options.baseURL, options.model, paramsJSON(), options.limit])
-            return db.lastInsertedRowID
+            return (db.lastInsertedRowID, reclaimed)
         }
         var summary = GenerateSummary(type: spec.name, runID: runID)
+        summary.reclaimed = reclaimed
         let plan = try planRequests(runID: runID)
         summary.planned = plan.total
-        summary.cached = plan.total - plan.toSend.count
-        progress?("\(spec.name): \(plan.total) requests planned, \(summary.cached) already answered, \(plan.toSend.count) to send")
+        summary.exported = plan.exported
+        summary.cached = plan.total - plan.toSend.count - plan.exported
+        var head = "\(spec.name): \(plan.total) requests planned, \(summary.cached) already answered, \(plan.toSend.count) to send"
+        if reclaimed > 0 { head += ", \(reclaimed) reclaimed from an interrupted run" }
+        if plan.exported > 0 { head += ", \(plan.exported) waiting in Batch API files (batch import them, or --include-exported)" }
+        progress?(head)
 
         let state = RunState(summary: summary)
-        let queue = JobQueue(plan.toSend)
-        let reporter = ProgressReporter(total: plan.toSend.count, interval: options.progressInterval, sink: progress)
-        let workers = max(1, min(options.concurrency, max(1, plan.toSend.count)))
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while !state.stopped, let job = queue.next() {
-                process(job, state: state)
-                reporter.tick(state: state)
-            }
+        if !plan.toSend.isEmpty {
+            try send(plan.toSend, runID: runID, state: state, progress: progress)
         }
         summary = state.snapshot()
         summary.seconds = Date().timeIntervalSince(started)
+        summary.costUSD = options.prices.cost(model: options.model, promptTokens: summary.promptTokens, completionTokens: summary.completionTokens)
         let totals = String(decoding: (try? JSONEncoder().encode(summary)) ?? Data(), as: UTF8.self)
+        let final = summary
         try database.write { db in
-            try db.execute(sql: "UPDATE runs SET finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), totals_json = ? WHERE id = ?", arguments: [totals, runID])
+            // Retries dropped by a stop: those requests were not answered.
+            try db.execute(sql: "UPDATE requests SET status = 'pending' WHERE status = 'in_flight'")
+            try writeTotals(final, runID: runID, db: db)
+            try db.execute(sql: """
+                UPDATE runs SET finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), totals_json = ?, status = ?, stopped_reason = ?
+                WHERE id = ?
+                """, arguments: [totals, final.stoppedReason == nil ? "finished" : "stopped", final.stoppedReason, runID])
         }
         return summary
     }
 
+    // MARK: sending
+
+    private func send(_ jobs: [Job], runID: Int64, state: RunState, progress: ((String) -> Void)?) throws {
+        let engine = try ChatEngine(config: client.config, options: EngineOptions(
+            concurrency: min(options.concurrency, max(1, jobs.count)),
+            limits: RateLimits(requestsPerMinute: options.requestsPerMinute, tokensPerMinute: options.tokensPerMinute),
+            retryBudget: options.retryBudget ?? max(100, jobs.count / 10),
+            circuitBreaker: options.circuitBreaker))
+        var byID: [Int64: Job] = [:]
+        byID.reserveCapacity(jobs.count)
+        for j in jobs { byID[j.requestID] = j }
+        let jobsByID = byID
+        let writer = JournalWriter(batch: options.commitBatch, interval: options.commitInterval)
+        let reporter = ProgressReporter(total: jobs.count, interval: options.progressInterval, style: options.progressStyle,
+                                        prices: options.prices, model: options.model, sink: progress)
+        let samples = SampleWriter(spec: spec, seed: options.seed)
+        let writerDone = DispatchSemaphore(value: 0)
+        let thread = Thread { [self] in
+            writer.drain(tick: options.progressStyle == .terminal ? 0.5 : min(1, options.progressInterval), apply: { group in
+                do {
+                    try database.write { db in
+                        for event in group { try apply(event, jobs: jobsByID, samples: samples, state: state, db: db) }
+                        try writeTotals(state.snapshot(), runID: runID, db: db)
+                    }
+                } catch {
+                    state.recordError(class: "database", message: "storing \(group.count) results failed: \(error)")
+                    engine.stop(reason: "the store cannot be written (\(error)); everything committed so far is kept")
+                }
+                reporter.tick(state.snapshot())
+            }, idle: { reporter.tick(state.snapshot()) })
+            writerDone.signal()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+
+        var index = 0
+        let planner = RequestPlanner(database: database, spec: spec, options: options)
+        let maxTokens = options.maxTokens ?? spec.maxTokens
+        let sendStarted = Date()
+        let report = engine.run(next: { () -> ChatJob? in
+            guard index < jobs.count else { return nil }
+            let j = jobs[index]
+            index += 1
+            return ChatJob(id: j.requestID, body: planner.chatRequest(context: j.context).bodyJSON(), maxTokens: maxTokens)
+        }, started: { job, retries in
+            writer.post(.started(jobID: retries == 0 ? job.id : -job.id))
+        }, deliver: { outcome in
+            writer.post(.finished(outcome))
+        })
+        writer.close()
+        writerDone.wait()
+        let sendSeconds = Date().timeIntervalSince(sendStarted)
+        state.update { s in
+            s.sendSeconds = sendSeconds
+            s.retriesByClass = report.retriesByClass
+            s.http429 = report.http429
+            if s.stoppedReason == nil { s.stoppedReason = report.stoppedReason }
+        }
+        reporter.tick(state.snapshot(), final: true)
+    }
+
+    /// One engine event into the journal (inside the writer's transaction). A started event
+    /// carries `-id` for a retry (counted as an attempt, not as a new request sent).
+    private func apply(_ event: JournalWriter.Event, jobs: [Int64: Job], samples: SampleWriter, state: RunState, db: Database) throws {
+        switch event {
+        case .started(let signed):
+            try db.cachedStatement(sql: "UPDATE requests SET status = 'in_flight', attempts = attempts + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?")
+                .execute(arguments: [abs(signed)])
+            state.update { s in
+                s.attempts += 1
+                if signed > 0 { s.sent += 1 }
+            }
+        case .finished(let outcome):
+            guard let job = jobs[outcome.jobID] else { return }
+            switch outcome.result {
+            case .success(let result):
+                try db.cachedStatement(sql: """
+                    UPDATE requests SET status = 'done', http_status = ?, error = NULL, error_class = NULL, response_text = ?, finish_reason = ?,
+                      prompt_tokens = ?, completion_tokens = ?, latency_ms = ?, server_request_id = ?,
+                      updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
+                    WHERE id = ?
+                    """).execute(arguments: [result.httpStatus, result.content, result.finishReason, result.promptTokens,
+                                             result.completionTokens, result.latencyMs, outcome.serverRequestID, job.requestID])
+                let stored = try samples.store(requestID: job.requestID, imageID: job.imageID, response: result.content,
+                                               finishReason: result.finishReason, db: db)
+                state.recordSuccess(stored, promptTokens: result.promptTokens ?? 0, completionTokens: result.completionTokens ?? 0)
+            case .failure(let error):
+                let cls = FailureClass.of(error).rawValue
+                var httpStatus: Int?
+                if case .http(let status, _) = error { httpStatus = status }
+                if case .quotaExhausted = error { httpStatus = 429 }
+                try db.cachedStatement(sql: """
+                    UPDATE requests SET status = 'failed', http_status = ?, error = ?, error_class = ?, server_request_id = ?,
+                      updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?
+                    """).execute(arguments: [httpStatus, "\(error)", cls, outcome.serverRequestID, job.requestID])
+                let rid = outcome.serverRequestID.map { ", x-request-id \($0)" } ?? ""
+                state.recordError(class: cls, message: "request \(job.requestID) (image \(job.imageID)\(rid), \(outcome.attempts) attempt\(outcome.attempts == 1 ? "" : "s")): \(error)")
+            }
+        }
+    }
+
+    private func writeTotals(_ s: GenerateSummary, runID: Int64, db: Database) throws {
+        let cost = options.prices.cost(model: options.model, promptTokens: s.promptTokens, completionTokens: s.completionTokens)
+        try db.cachedStatement(sql: """
+            UPDATE runs SET sent = ?, cached = ?, ok = ?, parse_failed = ?, truncated = ?, failed = ?, retries = ?,
+              prompt_tokens = ?, completion_tokens = ?, cost_usd = ? WHERE id = ?
+            """).execute(arguments: [s.sent, s.cached, s.samplesOK, s.parseFailed, s.truncated, s.failed, max(0, s.attempts - s.sent),
+                                     s.promptTokens, s.completionTokens, cost, runID])
+    }
+
+    static func errorClass(_ e: LLMError) -> String { FailureClass.of(e).rawValue }
+
     // MARK: planning
 
-    struct Plan {
-        var total: Int
-        var toSend: [Job]
+    typealias Plan = RequestPlanner.Plan
+
+    func planRequests(runID: Int64) throws -> Plan {
+        try RequestPlanner(database: database, spec: spec, options: options).plan(runID: runID)
     }
 
-    /// Chooses the images (seeded order), builds each request and journals it as `pending`.
-    private func planRequests(runID: Int64) throws -> Plan {
-        let source = AnnotationSource(database: database)
-        var candidates: [ImageAnnotations] = []
-        if let ids = options.imageIDs {
-            for id in ids {
-                guard let a = try source.annotations(imageID: id) else {
-                    throw ForgeError(.badInput, "no image with id \(id) in the database", file: database.path)
-                }
-                candidates.append(a)
-            }
-        } else {
-            let order = try imageOrder()
-            // Only the first `limit` usable images are needed; read them one by one.
-            for id in order where candidates.count < options.limit {
-                if let a = try source.annotations(imageID: id), !a.captions.isEmpty { candidates.append(a) }
-            }
-        }
-        let chosen = candidates.prefix(options.limit)
-        var jobs: [Job] = []
-        var total = 0
-        try database.write { db in
-            for ann in chosen {
-                let ctx = SymbolicContextFormatter.format(ann, kind: spec.context)
-                let request = ChatRequest(
-                    model: options.model,
-                    messages: spec.messages(forContext: ctx.text).map { ChatMessage(role: $0.role, content: $0.content) },
-                    params: SamplingParams(
-                        temperature: options.temperature ?? spec.temperature,
-                        topP: options.topP,
-                        maxTokens: options.maxTokens ?? spec.maxTokens,
-                        seed: nil, stop: nil))
-                let body = request.bodyJSON()
-                let key = SHA256.hex(Array(body))
-                try db.execute(sql: """
-                    INSERT INTO requests(cache_key, run_id, image_id, type, model, context, body_json, status)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT(cache_key) DO NOTHING
-                    """, arguments: [key, runID, ann.imageID, spec.name, options.model, ctx.text, String(decoding: body, as: UTF8.self)])
-                guard let row = try Row.fetchOne(db, sql: "SELECT id, status FROM requests WHERE cache_key = ?", arguments: [key]) else { continue }
-                total += 1
-                let status: String = row[1]
-                if status != "done" {
-                    jobs.append(Job(requestID: row[0], imageID: ann.imageID, body: body, request: request))
-                } else {
-                    // Answered before (maybe under an older parser): make sure its sample exists.
-                    try ensureSample(requestID: row[0], imageID: ann.imageID, db: db)
-                }
-            }
-        }
-        return Plan(total: total, toSend: jobs)
-    }
-
-    /// All image ids, shuffled deterministically by the seed and the type (so each type draws
-    /// its own images, as LLaVA sampled per type) — stable when images are added later.
-    private func imageOrder() throws -> [Int64] {
-        let ids = try database.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM images") }
-        var keyed: [(key: UInt64, id: Int64)] = []
-        keyed.reserveCapacity(ids.count)
-        for id in ids {
-            var r = SeededRandom(seed: options.seed, key: "order/\(spec.name)/\(id)")
-            keyed.append((r.next(), id))
-        }
-        keyed.sort { a, b in a.key != b.key ? a.key < b.key : a.id < b.id }
-        return keyed.map { $0.id }
-    }
-
+    /// Run parameters for the runs row. Concurrency and limits are recorded for the record
+    /// only: they never enter a request, so they never change a cache key.
     private func paramsJSON() -> String {
         var o: [String: Any] = [:]
         o["limit"] = options.limit
@@ -156,111 +217,9 @@ public final class Generator {
         if let t = options.temperature { o["temperature"] = t }
         if let m = options.maxTokens { o["max_tokens"] = m }
         if let p = options.topP { o["top_p"] = p }
+        if let r = options.requestsPerMinute { o["rpm"] = r }
+        if let t = options.tokensPerMinute { o["tpm"] = t }
         let data = (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
-    }
-
-    // MARK: sending
-
-    private func process(_ job: Job, state: RunState) {
-        do {
-            try database.write { db in
-                try db.execute(sql: "UPDATE requests SET status = 'in_flight', attempts = attempts + 1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?", arguments: [job.requestID])
-            }
-        } catch {
-            state.recordError(class: "database", message: "\(error)")
-            return
-        }
-        state.markSent()
-        switch client.complete(job.request) {
-        case .success(let result):
-            do {
-                let outcome = try database.write { db -> SampleOutcome in
-                    try db.execute(sql: """
-                        UPDATE requests SET status = 'done', http_status = ?, error = NULL, response_text = ?, finish_reason = ?,
-                          prompt_tokens = ?, completion_tokens = ?, latency_ms = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
-                        WHERE id = ?
-                        """, arguments: [result.httpStatus, result.content, result.finishReason, result.promptTokens, result.completionTokens, result.latencyMs, job.requestID])
-                    return try storeSample(requestID: job.requestID, imageID: job.imageID, response: result.content, finishReason: result.finishReason, db: db)
-                }
-                state.recordSuccess(outcome, promptTokens: result.promptTokens ?? 0, completionTokens: result.completionTokens ?? 0)
-            } catch {
-                state.recordError(class: "database", message: "request \(job.requestID): \(error)")
-            }
-        case .failure(let error):
-            let cls = Self.errorClass(error)
-            let message = "request \(job.requestID) (image \(job.imageID)): \(error)"
-            var httpStatus: Int?
-            if case .http(let status, _) = error { httpStatus = status }
-            try? database.write { db in
-                try db.execute(sql: "UPDATE requests SET status = 'failed', http_status = ?, error = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?",
-                               arguments: [httpStatus, "\(error)", job.requestID])
-            }
-            state.recordError(class: cls, message: message)
-            if case .quotaExhausted(let msg) = error {
-                state.stop(reason: "the API reports the quota is exhausted (\(msg)); everything answered so far is stored — rerun the same command after topping up")
-            }
-        }
-    }
-
-    static func errorClass(_ e: LLMError) -> String {
-        switch e {
-        case .transport: return "transport"
-        case .http(let status, _): return "http_\(status)"
-        case .quotaExhausted: return "quota"
-        case .malformedResponse: return "malformed"
-        }
-    }
-
-    // MARK: samples
-
-    enum SampleOutcome { case ok, parseFailed, truncated }
-
-    /// Parses a stored response into a sample row (replacing an older parse of the same request).
-    private func storeSample(requestID: Int64, imageID: Int64, response: String, finishReason: String?, db: Database) throws -> SampleOutcome {
-        let format = ResponseFormat(rawValue: spec.format) ?? .conversation
-        var placement = SeededRandom(seed: options.seed, key: "image-placement/\(spec.name)/\(imageID)")
-        var instruction: String?
-        if !spec.instructions.isEmpty {
-            var pick = SeededRandom(seed: options.seed, key: "instruction/\(spec.name)/\(imageID)")
-            instruction = spec.instructions[Int(pick.next() % UInt64(spec.instructions.count))]
-        }
-        let built = ConversationBuilder.build(format: format, response: response, instruction: instruction, rng: &placement)
-        var status = "ok", reason: String?
-        var conversations: String?
-        var turns = 0
-        switch built {
-        case .success(let t):
-            conversations = String(decoding: try JSONEncoder.llava.encode(t), as: UTF8.self)
-            turns = t.count / 2
-        case .failure(let f):
-            status = "parse_failed"
-            reason = f.description
-        }
-        if finishReason == "length" {
-            status = "truncated"
-            reason = "finish_reason=length (the response hit max_tokens)" + (reason.map { "; " + $0 } ?? "")
-        }
-        try db.execute(sql: """
-            INSERT INTO samples(request_id, image_id, type, status, reason, conversations_json, turns) VALUES (?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT(request_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,
-              conversations_json = excluded.conversations_json, turns = excluded.turns
-            """, arguments: [requestID, imageID, spec.name, status, reason, conversations, turns])
-        return status == "ok" ? .ok : (status == "truncated" ? .truncated : .parseFailed)
-    }
-
-    private func ensureSample(requestID: Int64, imageID: Int64, db: Database) throws {
-        guard try Int.fetchOne(db, sql: "SELECT 1 FROM samples WHERE request_id = ?", arguments: [requestID]) == nil else { return }
-        guard let row = try Row.fetchOne(db, sql: "SELECT response_text, finish_reason FROM requests WHERE id = ?", arguments: [requestID]) else { return }
-        _ = try storeSample(requestID: requestID, imageID: imageID, response: row[0] ?? "", finishReason: row[1], db: db)
-    }
-}
-
-extension JSONEncoder {
-    /// Turn arrays as LLaVA writes them: {"from": …, "value": …}, key order fixed.
-    static var llava: JSONEncoder {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return e
     }
 }

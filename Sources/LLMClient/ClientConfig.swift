@@ -17,9 +17,17 @@ public struct ClientConfig: Sendable, CustomStringConvertible, CustomDebugString
     /// 50–100 %; a server's `retry-after-ms` / `Retry-After` replaces it.
     public var backoffBase: Double
     public var backoffCap: Double
+    /// Seconds a transfer may go on receiving less than 1 byte/s before it is abandoned as
+    /// stalled (curl's low-speed limit; whole seconds, at least 1).
+    public var stallTimeout: Double
+    /// CA bundle for TLS; nil = `SSL_CERT_FILE` / `CURL_CA_BUNDLE`, else the system bundle.
+    public var caBundle: String?
 
     public init(baseURL: String, apiKey: String? = nil, connectTimeout: Double = 10, requestTimeout: Double = 600,
-                maxRetries: Int = 4, backoffBase: Double = 0.5, backoffCap: Double = 20) {
+                maxRetries: Int = 4, backoffBase: Double = 0.5, backoffCap: Double = 20,
+                stallTimeout: Double = 120, caBundle: String? = nil) {
+        self.stallTimeout = stallTimeout
+        self.caBundle = caBundle
         self.baseURL = baseURL
         self.apiKey = apiKey
         self.connectTimeout = connectTimeout
@@ -32,7 +40,7 @@ public struct ClientConfig: Sendable, CustomStringConvertible, CustomDebugString
     public var description: String {
         "ClientConfig(baseURL: \(baseURL), apiKey: \(apiKey == nil ? "none" : "<redacted>"), "
             + "connectTimeout: \(connectTimeout), requestTimeout: \(requestTimeout), maxRetries: \(maxRetries), "
-            + "backoffBase: \(backoffBase), backoffCap: \(backoffCap))"
+            + "backoffBase: \(backoffBase), backoffCap: \(backoffCap), stallTimeout: \(stallTimeout))"
     }
 
     public var debugDescription: String { description }
@@ -46,6 +54,7 @@ public struct ClientConfig: Sendable, CustomStringConvertible, CustomDebugString
             "maxRetries": maxRetries,
             "backoffBase": backoffBase,
             "backoffCap": backoffCap,
+            "stallTimeout": stallTimeout,
         ])
     }
 }

@@ -121,14 +121,7 @@ public final class OpenAIClient: @unchecked Sendable {
         handle.errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
         _ = url.withCString { forge_curl_setopt_ptr(curl, CURLOPT_URL, $0) }
         _ = forge_curl_setopt_ptr(curl, CURLOPT_ERRORBUFFER, handle.errorBuffer)
-        _ = forge_curl_setopt_long(curl, CURLOPT_NOSIGNAL, 1)
-        _ = forge_curl_setopt_long(curl, CURLOPT_FOLLOWLOCATION, 0)
-        _ = "http,https".withCString { forge_curl_setopt_ptr(curl, CURLOPT_PROTOCOLS_STR, $0) }
-        _ = forge_curl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, OpenAIClient.milliseconds(config.connectTimeout))
-        _ = forge_curl_setopt_long(curl, CURLOPT_TIMEOUT_MS, OpenAIClient.milliseconds(config.requestTimeout))
-        _ = forge_curl_setopt_long(curl, CURLOPT_TCP_KEEPALIVE, 1)
-        _ = "".withCString { forge_curl_setopt_ptr(curl, CURLOPT_ACCEPT_ENCODING, $0) }  // all built-in decoders
-        _ = "llava-forge (libcurl)".withCString { forge_curl_setopt_ptr(curl, CURLOPT_USERAGENT, $0) }
+        CurlOptions.applyCommon(curl, config: config, url: url)
         _ = forge_curl_setopt_ptr(curl, CURLOPT_HTTPHEADER, headers.map { UnsafeRawPointer($0) })
         let context = Unmanaged.passUnretained(sink).toOpaque()
         _ = forge_curl_setopt_writefn(curl, CURLOPT_WRITEFUNCTION, curlBodyCallback)
@@ -247,7 +240,7 @@ struct Exchange {
     var latencyMs: Double
 }
 
-private let curlBodyCallback: forge_curl_write_cb = { data, size, count, context in
+let curlBodyCallback: forge_curl_write_cb = { data, size, count, context in
     let n = size * count
     guard let context else { return 0 }
     if let data, n > 0 {
@@ -259,7 +252,7 @@ private let curlBodyCallback: forge_curl_write_cb = { data, size, count, context
 
 /// Called once per header line (status line and the blank line included). A new status line
 /// (after `100 Continue`, say) starts a fresh header set.
-private let curlHeaderCallback: forge_curl_write_cb = { data, size, count, context in
+let curlHeaderCallback: forge_curl_write_cb = { data, size, count, context in
     let n = size * count
     guard let context else { return 0 }
     guard let data, n > 0 else { return n }

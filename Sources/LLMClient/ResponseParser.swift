@@ -129,3 +129,11 @@ enum ResponseParser {
         }
     }
 }
+
+/// Decodes a chat-completions answer that did not come over our own transfer (e.g. a line of a
+/// Batch API output file): the same rules as a live answer.
+public enum ChatResponseDecoder {
+    public static func decode(status: Int, body: Data, headers: [String: String] = [:]) -> Result<ChatResult, LLMError> {
+        ResponseParser.chatResult(Exchange(status: status, body: body, headers: headers, latencyMs: 0), redact: { $0 })
+    }
+}

@@ -22,7 +22,7 @@ struct Generate: ParsableCommand {
     @Option(help: "How many samples of this type the database should hold when done.") var limit: Int
     @Option(name: .customLong("base-url"), help: "API base URL including /v1, e.g. http://127.0.0.1:8080/v1.") var baseURL: String?
     @Option(help: "Model name sent to the server.") var model: String?
-    @Option(help: "Requests in flight at once.") var concurrency: Int = 8
+    @Option(help: "Requests in flight at once (8 suits a local server; hosted APIs take 32–128).") var concurrency: Int = 8
     @Option(help: "Seed for image order, instruction choice and <image> placement.") var seed: UInt64 = 0
     @Option(help: "Override the type's temperature.") var temperature: Double?
     @Option(name: .customLong("max-tokens"), help: "Override the type's max_tokens.") var maxTokens: Int?
@@ -30,7 +30,15 @@ struct Generate: ParsableCommand {
     @Option(name: .customLong("image-id"), parsing: .upToNextOption, help: "Only these image ids.") var imageIDs: [Int64] = []
     @Option(name: .customLong("api-key-file"), help: "File holding the API key (else OPENAI_API_KEY).") var apiKeyFile: String?
     @Option(name: .customLong("timeout"), help: "Seconds before one request times out.") var timeout: Double = 600
-    @Option(name: .customLong("max-retries"), help: "Retries for retryable failures (429, 5xx, resets, timeouts).") var maxRetries: Int = 4
+    @Option(name: .customLong("max-retries"), help: "Retries per request for retryable failures (408, 409, 5xx, resets, timeouts).") var maxRetries: Int = 4
+    @Option(name: .customLong("connect-timeout"), help: "Seconds to connect (TCP + TLS).") var connectTimeout: Double = 10
+    @Option(name: .customLong("stall-timeout"), help: "Seconds without a byte before a transfer counts as stalled.") var stallTimeout: Double = 120
+    @Option(help: "Requests per minute allowed (the server's x-ratelimit headers may lower it).") var rpm: Double?
+    @Option(help: "Tokens per minute allowed (prompt estimated before sending, corrected from usage).") var tpm: Double?
+    @Option(name: .customLong("retry-budget"), help: "Retries allowed for the whole run (default: max(100, 10 % of the requests)).") var retryBudget: Int?
+    @Option(help: "Price table (YAML/JSON: model → {input, output} in $ per 1M tokens) for the cost estimate.") var prices: String?
+    @Option(name: .customLong("progress-interval"), help: "Seconds between progress lines when stderr is not a terminal.") var progressInterval: Double = 5
+    @Flag(name: .customLong("include-exported"), help: "Also send live the requests waiting in Batch API files.") var includeExported = false
     @Option(help: "prompts/ folder (default: found from the working directory).") var prompts: String?
     @Option(help: "seeds/ folder (default: beside prompts/).") var seeds: String?
     @Flag(help: "Print the summary as JSON.") var json = false
@@ -51,6 +59,8 @@ struct Generate: ParsableCommand {
             var cfg = ClientConfig(baseURL: baseURL, apiKey: try APIKey.resolve(keyFile: apiKeyFile))
             cfg.requestTimeout = timeout
             cfg.maxRetries = maxRetries
+            cfg.connectTimeout = connectTimeout
+            cfg.stallTimeout = stallTimeout
             let client = try OpenAIClient(config: cfg)
             var options = GenerateOptions(limit: limit, model: model, baseURL: baseURL)
             options.concurrency = concurrency
@@ -59,6 +69,13 @@ struct Generate: ParsableCommand {
             options.maxTokens = maxTokens
             options.topP = topP
             if !imageIDs.isEmpty { options.imageIDs = imageIDs }
+            options.requestsPerMinute = rpm
+            options.tokensPerMinute = tpm
+            options.retryBudget = retryBudget
+            options.progressInterval = progressInterval
+            options.includeExported = includeExported
+            options.progressStyle = isatty(2) != 0 ? .terminal : .lines
+            if let prices { options.prices = try PriceTable.load(path: prices) }
             let summary = try Generator(database: db, spec: spec, client: client, options: options).run(progress: printErr)
             if json {
                 let enc = JSONEncoder()
@@ -68,7 +85,8 @@ struct Generate: ParsableCommand {
                 print("""
                 \(summary.type): \(summary.planned) planned, \(summary.cached) from the store, \(summary.sent) sent in \(String(format: "%.1f", summary.seconds)) s
                   samples ok \(summary.samplesOK), parse failed \(summary.parseFailed), truncated \(summary.truncated), request failures \(summary.failed)
-                  tokens: \(summary.promptTokens) prompt, \(summary.completionTokens) completion
+                  tokens: \(summary.promptTokens) prompt, \(summary.completionTokens) completion\(summary.costUSD.map { String(format: ", estimated cost $%.4f", $0) } ?? "")
+                  attempts \(summary.attempts), HTTP 429 answers \(summary.http429)\(summary.retriesByClass.isEmpty ? "" : ", retries " + summary.retriesByClass.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))
                 """)
                 for e in summary.firstErrors { print("  error: \(e)") }
             }

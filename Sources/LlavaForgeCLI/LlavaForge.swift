@@ -11,13 +11,14 @@ struct LlavaForge: ParsableCommand {
           ingest    COCO captions/instances JSON → SQLite
           context   print an image's symbolic context (LLaVA's format)
           generate  ask an OpenAI-compatible LLM for samples of one type
+          batch     the same through OpenAI Batch API files (export / import)
           export    write LLaVA JSON (combined and per type)
           inspect   read samples of one type with their context
           stats     counts, failures, lengths, tokens
           model-info architecture, tensors, dtypes, parameters, tokenizer of a checkpoint
           tokenize  token ids of a text (tokenizer folder or GGUF, optional chat template)
         """,
-        subcommands: [Ingest.self, Context.self, Generate.self, Export.self, Inspect.self, Stats.self, ModelInfo.self, Tokenize.self]
+        subcommands: [Ingest.self, Context.self, Generate.self, Batch.self, Export.self, Inspect.self, Stats.self, ModelInfo.self, Tokenize.self]
     )
 }
 

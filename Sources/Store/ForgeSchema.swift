@@ -115,6 +115,46 @@ public enum ForgeSchema {
             CREATE INDEX samples_by_type ON samples(type, status);
             """)
         }
+        registerGenerationJournal(&m)
         return m
+    }
+}
+
+extension ForgeSchema {
+    /// Generation at scale (issue 3): per-run totals as columns, failure classes and server
+    /// request ids on requests, and the Batch API journal (which request went to which file).
+    /// Registered after every earlier migration by `ForgeSchema.migrator`.
+    static func registerGenerationJournal(_ m: inout DatabaseMigrator) {
+        m.registerMigration("v_gen_journal") { db in
+            try db.execute(sql: """
+            CREATE TABLE batch_files (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                path TEXT NOT NULL,
+                type TEXT NOT NULL,
+                model TEXT NOT NULL,
+                seed INTEGER NOT NULL,
+                lines INTEGER NOT NULL,
+                bytes INTEGER NOT NULL,
+                created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+            );
+            ALTER TABLE runs ADD COLUMN status TEXT NOT NULL DEFAULT 'running';  -- running | finished | stopped
+            ALTER TABLE runs ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE runs ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE runs ADD COLUMN ok INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE runs ADD COLUMN parse_failed INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE runs ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE runs ADD COLUMN failed INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE runs ADD COLUMN prompt_tokens INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE runs ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE runs ADD COLUMN cost_usd REAL;
+            ALTER TABLE runs ADD COLUMN stopped_reason TEXT;
+            ALTER TABLE requests ADD COLUMN error_class TEXT;
+            ALTER TABLE requests ADD COLUMN server_request_id TEXT;
+            ALTER TABLE requests ADD COLUMN custom_id TEXT;        -- Batch API custom_id once exported
+            ALTER TABLE requests ADD COLUMN batch_file_id INTEGER REFERENCES batch_files(id);
+            CREATE UNIQUE INDEX requests_by_custom_id ON requests(custom_id) WHERE custom_id IS NOT NULL;
+            """)
+        }
     }
 }

@@ -21,15 +21,17 @@ public final class MockOpenAIServer: @unchecked Sendable {
         public var path: String
         public var headers: [String: String]
         public var body: Data
-        /// The body parsed as a JSON object, when it is one.
-        public var json: [String: Any]?
+        /// The body parsed as a JSON object, when it is one (parsed on each access: handlers
+        /// that only need sizes stay cheap).
+        public var json: [String: Any]? {
+            body.isEmpty ? nil : (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
+        }
 
         public init(method: String, path: String, headers: [String: String], body: Data) {
             self.method = method
             self.path = path
             self.headers = headers
             self.body = body
-            self.json = body.isEmpty ? nil : (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
         }
     }
 
@@ -47,6 +49,9 @@ public final class MockOpenAIServer: @unchecked Sendable {
     }
 
     private let handler: @Sendable (Request) -> Action
+    /// Keep every request for `receivedRequests` (turn off for long benchmarks: only counted).
+    private let recordRequests: Bool
+    private var requestTotal = 0
     private let lock = NSLock()
     private var listenFD: Int32 = -1
     private var boundPort = 0
@@ -59,20 +64,22 @@ public final class MockOpenAIServer: @unchecked Sendable {
     private let connectionThreads = DispatchGroup()
 
     /// Creates the listening socket on 127.0.0.1 with an ephemeral port; `start()` serves it.
-    public init(handler: @escaping @Sendable (Request) -> Action = MockOpenAIServer.defaultHandler) throws {
+    public init(recordRequests: Bool = true, port: Int = 0,
+                handler: @escaping @Sendable (Request) -> Action = MockOpenAIServer.defaultHandler) throws {
         self.handler = handler
+        self.recordRequests = recordRequests
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ForgeError(.network, "mock server: socket() failed: \(Self.errnoText())") }
         var yes: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
+        addr.sin_port = UInt16(port).bigEndian
         addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         let bound = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard bound == 0, listen(fd, 128) == 0 else {
+        guard bound == 0, listen(fd, 1024) == 0 else {
             let text = Self.errnoText()
             close(fd)
             throw ForgeError(.network, "mock server: bind/listen on 127.0.0.1 failed: \(text)")
@@ -99,7 +106,7 @@ public final class MockOpenAIServer: @unchecked Sendable {
 
     public var requestCount: Int {
         lock.lock(); defer { lock.unlock() }
-        return requests.count
+        return requestTotal
     }
 
     /// TCP connections accepted so far (to check connection reuse).
@@ -305,7 +312,8 @@ public final class MockOpenAIServer: @unchecked Sendable {
             pending.removeFirst(length)
             let request = Request(method: parsed.method, path: parsed.path, headers: parsed.headers, body: body)
             lock.lock()
-            requests.append(request)
+            requestTotal += 1
+            if recordRequests { requests.append(request) }
             lock.unlock()
 
             let wantsClose = parsed.headers["connection"]?.lowercased() == "close" || parsed.version == "HTTP/1.0"
@@ -347,12 +355,18 @@ public final class MockOpenAIServer: @unchecked Sendable {
             }
             if pending.count > 1 << 20 { return nil }
             guard readSome(fd, &pending) else { return nil }
+            // A TLS ClientHello (record type 0x16) on this plain-HTTP port: answer in plain
+            // text and close, as a misconfigured server would; the client reports a TLS error.
+            if pending.first == 0x16 {
+                _ = sendAll(fd, Array("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8))
+                return nil
+            }
         }
     }
 
     /// Appends what is available (waiting for it); false on EOF, error or stop.
     private func readSome(_ fd: Int32, _ pending: inout [UInt8]) -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
             if isStopped { return false }
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

@@ -1,0 +1,98 @@
+import Foundation
+import LLMClient
+import XCTest
+
+/// Buckets, header adaption, durations and the retry rules, on a virtual clock.
+final class RateLimiterTests: XCTestCase {
+    func testDurations() {
+        XCTAssertEqual(RateLimiter.parseDuration("6m0s"), 360)
+        XCTAssertEqual(RateLimiter.parseDuration("1s"), 1)
+        XCTAssertEqual(RateLimiter.parseDuration("12ms")!, 0.012, accuracy: 1e-12)
+        XCTAssertEqual(RateLimiter.parseDuration("0.5s"), 0.5)
+        XCTAssertEqual(RateLimiter.parseDuration("1h2m3.5s"), 3723.5)
+        XCTAssertEqual(RateLimiter.parseDuration("250us")!, 0.00025, accuracy: 1e-12)
+        XCTAssertEqual(RateLimiter.parseDuration("20"), 20)
+        XCTAssertNil(RateLimiter.parseDuration("soon"))
+        XCTAssertNil(RateLimiter.parseDuration("5x"))
+        XCTAssertNil(RateLimiter.parseDuration(""))
+    }
+
+    func testRequestBucketPacesAtTheRate() {
+        let t0 = 1000.0
+        let limiter = RateLimiter(limits: RateLimits(requestsPerMinute: 120), now: t0)  // 2/s, holds 2
+        XCTAssertEqual(limiter.delay(tokenCost: 1, now: t0), 0)
+        limiter.consume(tokenCost: 1, now: t0)
+        limiter.consume(tokenCost: 1, now: t0)
+        XCTAssertEqual(limiter.delay(tokenCost: 1, now: t0), 0.5, accuracy: 1e-9)
+        XCTAssertEqual(limiter.delay(tokenCost: 1, now: t0 + 0.5), 0, accuracy: 1e-9)
+    }
+
+    func testTokenBucketEstimateAndCorrection() {
+        let t0 = 50.0
+        let limiter = RateLimiter(limits: RateLimits(tokensPerMinute: 6000), now: t0)  // 100/s, holds 100
+        limiter.consume(tokenCost: 100, now: t0)
+        XCTAssertEqual(limiter.delay(tokenCost: 50, now: t0), 0.5, accuracy: 1e-9)
+        // usage says it cost 150, not 100: 50 more to wait for.
+        limiter.correct(estimated: 100, actual: 150, now: t0)
+        XCTAssertEqual(limiter.delay(tokenCost: 50, now: t0), 1.0, accuracy: 1e-9)
+        // A request bigger than the bucket waits for a full bucket, then goes.
+        XCTAssertEqual(limiter.delay(tokenCost: 500, now: t0), 1.5, accuracy: 1e-9)
+        XCTAssertEqual(RateLimiter.estimatePromptTokens(bodyBytes: 4000), 1000)
+        XCTAssertEqual(RateLimiter.estimatePromptTokens(bodyBytes: 4000, scale: 0.5), 500)
+    }
+
+    func testHeadersLowerLimitsAndBlockUntilReset() {
+        let t0 = 10.0
+        let limiter = RateLimiter(limits: RateLimits(requestsPerMinute: 6000), now: t0)
+        // No configured TPM: learned from the header; a lower RPM replaces ours, a higher one does not.
+        limiter.observe(headers: ["x-ratelimit-limit-requests": "600", "x-ratelimit-limit-tokens": "150000",
+                                  "x-ratelimit-remaining-requests": "599", "x-ratelimit-remaining-tokens": "149000"], now: t0)
+        XCTAssertEqual(limiter.limits.requestsPerMinute, 600)
+        XCTAssertEqual(limiter.limits.tokensPerMinute, 150000)
+        limiter.observe(headers: ["x-ratelimit-limit-requests": "100000"], now: t0)
+        XCTAssertEqual(limiter.limits.requestsPerMinute, 6000, "a server may raise its limit up to, never beyond, ours")
+        // Nothing left until the reset: every sender waits for it.
+        limiter.observe(headers: ["x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"], now: t0)
+        XCTAssertEqual(limiter.delay(tokenCost: 1, now: t0), 360, accuracy: 1e-6)
+        limiter.observe(headers: ["x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "12ms"], now: t0)
+        XCTAssertEqual(limiter.delay(tokenCost: 1, now: t0 + 360), 0, accuracy: 0.02)
+    }
+
+    func testPauseAfter429HoldsEverySender() {
+        let limiter = RateLimiter(limits: .none, now: 0)
+        XCTAssertEqual(limiter.delay(tokenCost: 10, now: 0), 0)
+        limiter.pause(until: 2.5)
+        XCTAssertEqual(limiter.delay(tokenCost: 10, now: 1), 1.5, accuracy: 1e-9)
+        XCTAssertEqual(limiter.delay(tokenCost: 10, now: 3), 0)
+    }
+
+    func testRetryDecisionsByClass() {
+        let policy = RetryPolicy(maxRetries: 2, backoffBase: 0.5, backoffCap: 4, budget: 100)
+        for status in [408, 409, 429, 500, 502, 503] {
+            guard case .retry = policy.decide(.http(status: status, message: "x"), retriesSoFar: 0) else { return XCTFail("\(status) is retried") }
+        }
+        for status in [400, 401, 403, 404, 422] {
+            XCTAssertEqual(policy.decide(.http(status: status, message: "x"), retriesSoFar: 0), .fail, "\(status) fails the request")
+        }
+        XCTAssertEqual(policy.decide(.quotaExhausted(message: "q"), retriesSoFar: 0), .stopRun)
+        let fresh = RetryPolicy(maxRetries: 2, backoffBase: 0.5, backoffCap: 4, budget: 2)
+        XCTAssertNotEqual(fresh.decide(.transport(code: 56, message: "reset"), retriesSoFar: 0), .fail)
+        XCTAssertEqual(fresh.decide(.transport(code: 28, message: "timeout"), retriesSoFar: 2), .fail, "per-request cap")
+        XCTAssertNotEqual(fresh.decide(.transport(code: 28, message: "timeout"), retriesSoFar: 1), .fail)
+        XCTAssertEqual(fresh.decide(.transport(code: 56, message: "reset"), retriesSoFar: 0), .fail, "global budget spent")
+        XCTAssertNotEqual(fresh.decide(.http(status: 429, message: "slow"), retriesSoFar: 5), .fail, "429 pacing is not budgeted")
+        XCTAssertEqual(fresh.decide(.transport(code: 60, message: "cert"), retriesSoFar: 0), .fail, "TLS verification is not retried")
+        // Full jitter stays within [0, min(cap, base·2^n)]; Retry-After wins.
+        for n in 0..<8 {
+            let d = policy.delay(retry: n, retryAfter: nil)
+            XCTAssertGreaterThanOrEqual(d, 0)
+            XCTAssertLessThanOrEqual(d, min(4, 0.5 * pow(2, Double(n))))
+        }
+        let asked = policy.delay(retry: 0, retryAfter: 3)
+        XCTAssertGreaterThanOrEqual(asked, 3)
+        XCTAssertLessThanOrEqual(asked, 3.3)
+        XCTAssertEqual(FailureClass.of(.transport(code: 28, message: "")), .timeout)
+        XCTAssertEqual(FailureClass.of(.transport(code: 6, message: "")), .connection)
+        XCTAssertEqual(FailureClass.of(.http(status: 503, message: "")), .server)
+    }
+}
