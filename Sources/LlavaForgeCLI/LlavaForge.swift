@@ -14,8 +14,9 @@ struct LlavaForge: ParsableCommand {
           export    write LLaVA JSON (combined and per type)
           inspect   read samples of one type with their context
           stats     counts, failures, lengths, tokens
+          run       run a pipeline file (pipelines/*.yaml) as a DAG, redoing only what changed
         """,
-        subcommands: [Ingest.self, Context.self, Generate.self, Export.self, Inspect.self, Stats.self]
+        subcommands: [Ingest.self, Context.self, Generate.self, Export.self, Inspect.self, Stats.self, Run.self]
     )
 }
 

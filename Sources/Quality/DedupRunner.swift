@@ -1,0 +1,183 @@
+import ForgeCore
+import Foundation
+import GRDB
+import Store
+
+public struct DedupConfig: Sendable, Equatable {
+    public enum Scope: String, Sendable, CaseIterable { case perType = "per_type", global }
+    public var scope: Scope = .perType
+    public var exact = true
+    public var near = true
+    public var nearConfig = NearDuplicateConfig()
+    public init() {}
+
+    /// Everything that changes decisions; a change resets the stage's earlier decisions.
+    var identity: String {
+        let s = nearConfig.shingles
+        return "scope=\(scope.rawValue) exact=\(exact) near=\(near) bands=\(nearConfig.bands) rows=\(nearConfig.rows) "
+            + "threshold=\(nearConfig.threshold) word=\(s.wordNGram) char=\(s.charNGram) short=\(s.shortQuestionWords)"
+    }
+}
+
+public struct DedupReport: Codable, Sendable, Equatable {
+    public var considered = 0
+    public var kept = 0
+    public var exactDuplicates = 0
+    public var nearDuplicates = 0
+    /// Kept samples of earlier runs compared against (incremental dedup).
+    public var previouslyKept = 0
+    /// Earlier decisions undone because their kept sample is no longer ok, or the settings changed.
+    public var reopened = 0
+    public var settingsChanged = false
+    public var candidatesChecked = 0
+    public var seconds = 0.0
+    public init() {}
+}
+
+/// Exact (normalized-hash, unique index) and near (MinHash LSH + exact Jaccard) dedup of the ok
+/// samples, incremental across runs: kept samples' band hashes and normalized hashes stay in the
+/// store, so a later run compares only its new samples against them. A duplicate gets status
+/// `duplicate` and a reason naming the kept sample ("duplicate of sample 12 (jaccard 0.83) …");
+/// the earlier sample (lower id) is always the one kept.
+public enum DedupRunner {
+    public static func run(database: ForgeDatabase, stage: String, types: [String]?, formats: [String: String] = [:],
+                           config: DedupConfig) throws -> DedupReport {
+        let started = Date()
+        do {
+            var report = try database.write { db in try run(db, stage: stage, types: types, formats: formats, config: config) }
+            report.seconds = Date().timeIntervalSince(started)
+            return report
+        } catch let e as DatabaseError {
+            throw ForgeError(.database, e.message ?? "\(e)", file: database.path)
+        }
+    }
+
+    static func scopeKey(stage: String, type: String, config: DedupConfig) -> String {
+        config.scope == .global ? "\(stage)/*" : "\(stage)/\(type)"
+    }
+
+    static func run(_ db: Database, stage: String, types: [String]?, formats: [String: String], config: DedupConfig) throws -> DedupReport {
+        var report = DedupReport()
+        let like = stage.replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "/%"
+        // 1. Settings changed: undo every decision of this stage and start over.
+        let previous = try String.fetchOne(db, sql: "SELECT params_hash FROM dedup_state WHERE stage = ?", arguments: [stage])
+        if previous != config.identity {
+            report.settingsChanged = previous != nil
+            try db.execute(sql: """
+                UPDATE samples SET status = 'ok', reason = NULL WHERE status = 'duplicate'
+                AND id IN (SELECT sample_id FROM dedup_decisions WHERE stage = ? AND decision != 'kept')
+                """, arguments: [stage])
+            report.reopened += db.changesCount
+            try db.execute(sql: "DELETE FROM dedup_decisions WHERE stage = ?", arguments: [stage])
+            try db.execute(sql: "DELETE FROM dedup_bands WHERE scope LIKE ? ESCAPE '\\'", arguments: [like])
+            try db.execute(sql: "DELETE FROM dedup_exact WHERE scope LIKE ? ESCAPE '\\'", arguments: [like])
+            try db.execute(sql: "INSERT INTO dedup_state(stage, params_hash) VALUES (?, ?) ON CONFLICT(stage) DO UPDATE SET params_hash = excluded.params_hash",
+                           arguments: [stage, config.identity])
+        }
+        // 2. Kept samples that are no longer ok (superseded, filtered): forget them, and reopen
+        //    the samples that were duplicates of them.
+        let gone = try Int64.fetchAll(db, sql: """
+            SELECT d.sample_id FROM dedup_decisions d JOIN samples s ON s.id = d.sample_id
+            WHERE d.stage = ? AND d.decision = 'kept' AND s.status != 'ok'
+            """, arguments: [stage])
+        for id in gone {
+            try db.execute(sql: "DELETE FROM dedup_bands WHERE sample_id = ? AND scope LIKE ? ESCAPE '\\'", arguments: [id, like])
+            try db.execute(sql: "DELETE FROM dedup_exact WHERE sample_id = ? AND scope LIKE ? ESCAPE '\\'", arguments: [id, like])
+            try db.execute(sql: """
+                UPDATE samples SET status = 'ok', reason = NULL WHERE status = 'duplicate'
+                AND id IN (SELECT sample_id FROM dedup_decisions WHERE stage = ? AND duplicate_of = ?)
+                """, arguments: [stage, id])
+            report.reopened += db.changesCount
+            try db.execute(sql: "DELETE FROM dedup_decisions WHERE stage = ? AND (duplicate_of = ? OR sample_id = ?)", arguments: [stage, id, id])
+        }
+        // Duplicates whose own status changed since (e.g. superseded) need no decision any more.
+        try db.execute(sql: """
+            DELETE FROM dedup_decisions WHERE stage = ? AND decision != 'kept'
+            AND sample_id IN (SELECT id FROM samples WHERE status != 'duplicate')
+            """, arguments: [stage])
+
+        // 3. The new samples, oldest first.
+        let samples = try SampleLoader.load(db, types: types, formats: formats, excludingStage: stage)
+        report.considered = samples.count
+        guard !samples.isEmpty else { return report }
+
+        var verdict: [Int64: (kind: String, of: Int64?, jaccard: Double?)] = [:]
+        // 4. Exact duplicates: normalized text hash, unique per scope.
+        var nearCandidates: [String: [QualitySample]] = [:]
+        for s in samples {
+            let scope = scopeKey(stage: stage, type: s.type, config: config)
+            if config.exact {
+                let text = (s.dedupQuestions + ["\u{1}"] + s.answers).joined(separator: "\n")
+                let hash = TextTokens.normalizedHash(text)
+                try db.execute(sql: "INSERT INTO dedup_exact(scope, norm_hash, sample_id) VALUES (?, ?, ?) ON CONFLICT(scope, norm_hash) DO NOTHING",
+                               arguments: [scope, hash, s.id])
+                let owner = try Int64.fetchOne(db, sql: "SELECT sample_id FROM dedup_exact WHERE scope = ? AND norm_hash = ?", arguments: [scope, hash])
+                if let owner, owner != s.id {
+                    verdict[s.id] = ("exact", owner, 1.0)
+                    continue
+                }
+            }
+            nearCandidates[scope, default: []].append(s)
+        }
+        // 5. Near duplicates per scope, against this stage's earlier kept samples too.
+        for (scope, items) in nearCandidates.sorted(by: { $0.key < $1.key }) {
+            guard config.near else {
+                for s in items { verdict[s.id] = ("kept", nil, nil) }
+                continue
+            }
+            let detector = NearDuplicateDetector(config: config.nearConfig)
+            var known: [Int64: [UInt64]] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT sample_id, band, bucket FROM dedup_bands WHERE scope = ? ORDER BY sample_id, band", arguments: [scope])
+            while let r = try rows.next() {
+                let id: Int64 = r[0], bucket: Int64 = r[2]
+                known[id, default: []].append(UInt64(bitPattern: bucket))
+            }
+            for (id, bands) in known.sorted(by: { $0.key < $1.key }) where bands.count == config.nearConfig.bands {
+                detector.addKnown(id: id, bandHashes: bands)
+            }
+            report.previouslyKept += known.count
+            let texts = items.map { DedupText(id: $0.id, questions: $0.dedupQuestions, answers: $0.answers) }
+            let bands = detector.bandHashes(texts)
+            let verdicts = detector.decide(texts, bandHashes: bands) { id in
+                guard let row = try? Row.fetchOne(db, sql: "SELECT type, conversations_json FROM samples WHERE id = ?", arguments: [id]),
+                      let json: String = row[1], let turns = QualitySample.decodeTurns(json) else { return nil }
+                let type: String = row[0]
+                let s = QualitySample(id: id, type: type, format: formats[type] ?? SampleLoader.defaultFormat(forType: type), turns: turns)
+                return DedupText(id: id, questions: s.dedupQuestions, answers: s.answers)
+            }
+            report.candidatesChecked += detector.candidatesChecked
+            let nb = config.nearConfig.bands
+            for (k, item) in items.enumerated() {
+                switch verdicts[k] {
+                case .kept:
+                    verdict[item.id] = ("kept", nil, nil)
+                    for band in 0..<nb {
+                        try db.execute(sql: "INSERT INTO dedup_bands(scope, band, bucket, sample_id) VALUES (?, ?, ?, ?)",
+                                       arguments: [scope, band, Int64(bitPattern: bands[k * nb + band]), item.id])
+                    }
+                case .duplicate(let of, let j):
+                    verdict[item.id] = ("near", of, j)
+                }
+            }
+        }
+        // 6. Store the decisions.
+        for s in samples {
+            guard let v = verdict[s.id] else { continue }
+            let scope = scopeKey(stage: stage, type: s.type, config: config)
+            try db.execute(sql: "INSERT INTO dedup_decisions(stage, sample_id, scope, decision, duplicate_of, jaccard) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [stage, s.id, scope, v.kind, v.of, v.jaccard])
+            switch v.kind {
+            case "kept": report.kept += 1
+            case "exact":
+                report.exactDuplicates += 1
+                try db.execute(sql: "UPDATE samples SET status = 'duplicate', reason = ? WHERE id = ?",
+                               arguments: ["exact duplicate of sample \(v.of!) (same normalized text; the earlier sample is kept) [\(stage)]", s.id])
+            default:
+                report.nearDuplicates += 1
+                try db.execute(sql: "UPDATE samples SET status = 'duplicate', reason = ? WHERE id = ?",
+                               arguments: ["duplicate of sample \(v.of!) (jaccard \(String(format: "%.2f", v.jaccard!)); the earlier sample is kept) [\(stage)]", s.id])
+            }
+        }
+        return report
+    }
+}
