@@ -216,6 +216,9 @@ public enum PipelineLoader {
         switch e {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
             return ForgeError(.config, "malformed YAML: \(problem)", file: "\(path):\(mark.line):\(mark.column)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return ForgeError(.config, "duplicate key\(duplicates.count == 1 ? "" : "s") \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) in the mapping that starts here",
+                              file: "\(path):\(context.mark.line):\(context.mark.column)")
         default:
             return ForgeError(.config, "malformed YAML: \(e)", file: path)
         }
