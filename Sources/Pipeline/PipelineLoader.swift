@@ -117,8 +117,8 @@ public enum PipelineLoader {
 
         return PipelineDefinition(
             path: path, name: name, description: try topString("description"), vars: declared,
-            database: try topString("database") ?? "\(name).db",
-            promptsDir: try topString("prompts"), seedsDir: try topString("seeds"),
+            database: standardized(try topString("database") ?? "\(name).db"),
+            promptsDir: try topString("prompts").map(standardized), seedsDir: try topString("seeds").map(standardized),
             maxParallel: try topInt("max_parallel", default: 4), maxInFlight: try topInt("max_in_flight", default: 8),
             stages: stages)
     }
@@ -182,6 +182,9 @@ public enum PipelineLoader {
         }
         return out
     }
+
+    /// "a/pipelines/../prompts" → "a/prompts" (so messages and stored paths read well).
+    static func standardized(_ path: String) -> String { (path as NSString).standardizingPath }
 
     static func isIdentifier(_ s: String) -> Bool {
         !s.isEmpty && s.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "_") }
