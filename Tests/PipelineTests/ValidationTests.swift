@@ -188,3 +188,28 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(PipelineGraph.downstream(of: "ingest", in: p), ["ctx", "e"])
     }
 }
+
+/// The pipelines shipped in pipelines/ load and validate.
+final class ShippedPipelineTests: XCTestCase {
+    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    func testRecipesLoad() throws {
+        let demo = try PipelineLoader.load(path: Self.repoRoot + "/pipelines/demo.yaml", environment: [:])
+        XCTAssertEqual(demo.stages.filter { $0.kind == "generate" }.count, 3)
+        XCTAssertEqual(demo.database, Self.repoRoot + "/out/demo/demo.db")
+        let big = try PipelineLoader.load(path: Self.repoRoot + "/pipelines/llava-158k.yaml", overrides: ["coco=/data/coco"], environment: ["LLAVA_FORGE_MODEL": "m"])
+        let counts = big.stage("sample-images")!.params.map("types")!.map { ($0.key, $0.node.entry("count")!.node.value) }
+        XCTAssertEqual(counts.map(\.0), ["conversation", "detail", "reasoning"])
+        XCTAssertEqual(counts.map(\.1), [.int(58000), .int(23000), .int(77000)])
+        XCTAssertEqual(big.stage("ingest")!.params.string("captions"), "/data/coco/annotations/captions_train2017.json")
+        XCTAssertEqual(big.stage("generate-detail")!.params.string("model"), "m")
+        XCTAssertEqual(big.maxInFlight, 32)
+        // Without the COCO files the run stops at validation, naming the line.
+        let runner = PipelineRunner(env: PipelineEnvironment(pipeline: big, environment: [:]), output: { _ in })
+        XCTAssertThrowsError(try runner.plan(RunOptions(dryRun: true))) { e in
+            let d = (e as? ForgeError)?.description ?? ""
+            XCTAssertTrue(d.contains("llava-158k.yaml:40:17:"), d)
+            XCTAssertTrue(d.contains("captions file '/data/coco/annotations/captions_train2017.json' does not exist"), d)
+        }
+    }
+}
