@@ -15,8 +15,10 @@ struct LlavaForge: ParsableCommand {
           inspect   read samples of one type with their context
           stats     counts, failures, lengths, tokens
           run       run a pipeline file (pipelines/*.yaml) as a DAG, redoing only what changed
+          filter    quality filters, every rejection stored with its reason
+          dedup     exact + MinHash-LSH near-duplicate removal (incremental)
         """,
-        subcommands: [Ingest.self, Context.self, Generate.self, Export.self, Inspect.self, Stats.self, Run.self]
+        subcommands: [Ingest.self, Context.self, Generate.self, Export.self, Inspect.self, Stats.self, Run.self, Filter.self, Dedup.self]
     )
 }
 
