@@ -99,7 +99,7 @@ let package = Package(
         .testTarget(name: "ExportTests", dependencies: ["Export", "Store", "Ingest", "ForgeCore"]),
         .testTarget(name: "QualityTests", dependencies: ["Quality", "Store", "ForgeCore"]),
         .testTarget(name: "PipelineTests", dependencies: [
-            "Pipeline", "Quality", "Generation", "LLMClient", "Prompts", "Store", "Ingest", "MockOpenAI", "ForgeCore",
+            "Pipeline", "Quality", "Generation", "LLMClient", "Prompts", "Store", "Ingest", "Export", "MockOpenAI", "ForgeCore",
         ]),
         .testTarget(name: "TensorMathTests", dependencies: ["TensorMath", "ForgeCore"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),

@@ -52,6 +52,27 @@ public enum DedupRunner {
         }
     }
 
+    /// Band hashes ↔ BLOB (UInt64 little-endian).
+    static func encodeBands<C: Collection>(_ bands: C) -> Data where C.Element == UInt64 {
+        var d = Data(capacity: bands.count * 8)
+        for b in bands { withUnsafeBytes(of: b.littleEndian) { d.append(contentsOf: $0) } }
+        return d
+    }
+
+    static func decodeBands(_ d: Data) -> [UInt64] {
+        let bytes = [UInt8](d)
+        var out: [UInt64] = []
+        out.reserveCapacity(bytes.count / 8)
+        var i = 0
+        while i + 8 <= bytes.count {
+            var v: UInt64 = 0
+            for k in 0..<8 { v |= UInt64(bytes[i + k]) << (8 * UInt64(k)) }
+            out.append(v)
+            i += 8
+        }
+        return out
+    }
+
     static func scopeKey(stage: String, type: String, config: DedupConfig) -> String {
         config.scope == .global ? "\(stage)/*" : "\(stage)/\(type)"
     }
@@ -104,14 +125,15 @@ public enum DedupRunner {
         var verdict: [Int64: (kind: String, of: Int64?, jaccard: Double?)] = [:]
         // 4. Exact duplicates: normalized text hash, unique per scope.
         var nearCandidates: [String: [QualitySample]] = [:]
+        let insertExact = try db.cachedStatement(sql: "INSERT INTO dedup_exact(scope, norm_hash, sample_id) VALUES (?, ?, ?) ON CONFLICT(scope, norm_hash) DO NOTHING")
+        let selectExact = try db.cachedStatement(sql: "SELECT sample_id FROM dedup_exact WHERE scope = ? AND norm_hash = ?")
         for s in samples {
             let scope = scopeKey(stage: stage, type: s.type, config: config)
             if config.exact {
                 let text = (s.dedupQuestions + ["\u{1}"] + s.answers).joined(separator: "\n")
                 let hash = TextTokens.normalizedHash(text)
-                try db.execute(sql: "INSERT INTO dedup_exact(scope, norm_hash, sample_id) VALUES (?, ?, ?) ON CONFLICT(scope, norm_hash) DO NOTHING",
-                               arguments: [scope, hash, s.id])
-                let owner = try Int64.fetchOne(db, sql: "SELECT sample_id FROM dedup_exact WHERE scope = ? AND norm_hash = ?", arguments: [scope, hash])
+                try insertExact.execute(arguments: [scope, hash, s.id])
+                let owner = try Int64.fetchOne(selectExact, arguments: [scope, hash])
                 if let owner, owner != s.id {
                     verdict[s.id] = ("exact", owner, 1.0)
                     continue
@@ -126,16 +148,16 @@ public enum DedupRunner {
                 continue
             }
             let detector = NearDuplicateDetector(config: config.nearConfig)
-            var known: [Int64: [UInt64]] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT sample_id, band, bucket FROM dedup_bands WHERE scope = ? ORDER BY sample_id, band", arguments: [scope])
+            var known = 0
+            let rows = try Row.fetchCursor(db, sql: "SELECT sample_id, bands FROM dedup_bands WHERE scope = ? ORDER BY sample_id", arguments: [scope])
             while let r = try rows.next() {
-                let id: Int64 = r[0], bucket: Int64 = r[2]
-                known[id, default: []].append(UInt64(bitPattern: bucket))
+                let blob: Data = r[1]
+                let bands = Self.decodeBands(blob)
+                guard bands.count == config.nearConfig.bands else { continue }
+                detector.addKnown(id: r[0], bandHashes: bands)
+                known += 1
             }
-            for (id, bands) in known.sorted(by: { $0.key < $1.key }) where bands.count == config.nearConfig.bands {
-                detector.addKnown(id: id, bandHashes: bands)
-            }
-            report.previouslyKept += known.count
+            report.previouslyKept += known
             let texts = items.map { DedupText(id: $0.id, questions: $0.dedupQuestions, answers: $0.answers) }
             let bands = detector.bandHashes(texts)
             let verdicts = detector.decide(texts, bandHashes: bands) { id in
@@ -147,25 +169,23 @@ public enum DedupRunner {
             }
             report.candidatesChecked += detector.candidatesChecked
             let nb = config.nearConfig.bands
+            let insertBands = try db.cachedStatement(sql: "INSERT INTO dedup_bands(scope, sample_id, bands) VALUES (?, ?, ?)")
             for (k, item) in items.enumerated() {
                 switch verdicts[k] {
                 case .kept:
                     verdict[item.id] = ("kept", nil, nil)
-                    for band in 0..<nb {
-                        try db.execute(sql: "INSERT INTO dedup_bands(scope, band, bucket, sample_id) VALUES (?, ?, ?, ?)",
-                                       arguments: [scope, band, Int64(bitPattern: bands[k * nb + band]), item.id])
-                    }
+                    try insertBands.execute(arguments: [scope, item.id, Self.encodeBands(bands[(k * nb)..<((k + 1) * nb)])])
                 case .duplicate(let of, let j):
                     verdict[item.id] = ("near", of, j)
                 }
             }
         }
         // 6. Store the decisions.
+        let insertDecision = try db.cachedStatement(sql: "INSERT INTO dedup_decisions(stage, sample_id, scope, decision, duplicate_of, jaccard) VALUES (?, ?, ?, ?, ?, ?)")
         for s in samples {
             guard let v = verdict[s.id] else { continue }
             let scope = scopeKey(stage: stage, type: s.type, config: config)
-            try db.execute(sql: "INSERT INTO dedup_decisions(stage, sample_id, scope, decision, duplicate_of, jaccard) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [stage, s.id, scope, v.kind, v.of, v.jaccard])
+            try insertDecision.execute(arguments: [stage, s.id, scope, v.kind, v.of, v.jaccard])
             switch v.kind {
             case "kept": report.kept += 1
             case "exact":

@@ -163,11 +163,10 @@ public enum ForgeSchema {
             );
             CREATE TABLE dedup_bands (
                 scope TEXT NOT NULL,
-                band INTEGER NOT NULL,
-                bucket INTEGER NOT NULL,
-                sample_id INTEGER NOT NULL
+                sample_id INTEGER NOT NULL,
+                bands BLOB NOT NULL,             -- the kept sample's LSH band hashes, UInt64 little-endian
+                PRIMARY KEY (scope, sample_id)
             );
-            CREATE INDEX dedup_bands_lookup ON dedup_bands(scope, band, bucket);
             CREATE INDEX dedup_bands_by_sample ON dedup_bands(sample_id);
             CREATE TABLE dedup_decisions (
                 stage TEXT NOT NULL,
@@ -179,6 +178,8 @@ public enum ForgeSchema {
                 PRIMARY KEY (stage, sample_id)
             );
             CREATE INDEX dedup_decisions_by_original ON dedup_decisions(duplicate_of);
+            -- "the newest sample of this type for this image" (superseding after a prompt change)
+            CREATE INDEX samples_by_type_image ON samples(type, image_id, request_id);
             """)
         }
         return m

@@ -1,3 +1,4 @@
+import Export
 import ForgeCore
 import Foundation
 import GRDB
@@ -132,6 +133,15 @@ final class DemoPipelineTests: XCTestCase {
         let duplicates = try count("SELECT count(*) FROM samples WHERE status = 'duplicate' AND reason LIKE '%of sample % [dedup]'")
         XCTAssertGreaterThanOrEqual(duplicates, max(0, flags - 1))
         XCTAssertEqual(ok, 15 - leaks - duplicates)
+        // Which sample was kept and why, and why a sample was filtered, are inspectable.
+        if duplicates > 0 {
+            let text = try Inspector.render(database: try database(), type: "reasoning", limit: 5, status: "duplicate")
+            XCTAssertTrue(text.contains("reason:  ") && text.contains("duplicate of sample "), text)
+        }
+        if leaks > 0 {
+            let text = try Inspector.render(database: try database(), type: "conversation", limit: 5, status: "filtered")
+            XCTAssertTrue(text.contains("reason:  filter source_leak: turn 2 mentions \"caption\""), text)
+        }
         let exportDir = root + "/out/demo/export"
         let files = try FileManager.default.contentsOfDirectory(atPath: exportDir)
         XCTAssertTrue(files.contains("llava_instruct_\(ok).json"), "\(files)")

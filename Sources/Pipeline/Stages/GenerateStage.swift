@@ -113,7 +113,7 @@ struct GenerateStage: StageExecutor {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
             files += names.sorted().map { "\(dir)/\($0)" }.filter { !$0.hasSuffix("~") }
         }
-        return (files, ["model": resolvedModel(stage, env) ?? "", "prompt library fingerprint": try env.spec(type).fingerprint])
+        return (files, ["model": resolvedModel(stage, env) ?? ""])
     }
 
     func resolvedModel(_ stage: StageDefinition, _ env: PipelineEnvironment) -> String? {

@@ -141,8 +141,12 @@ struct ExportStage: StageExecutor {
             parts.append("\(out): \(n) samples")
         }
         if let dir = p.string("out_dir") {
-            // Files of an earlier export with other counts in their names would linger: remove them.
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasSuffix(".json") && name.range(of: #"_[0-9]+k?\.json$"#, options: .regularExpression) != nil {
+            // Release files of an earlier export with other counts in their names would linger
+            // beside the new ones: remove exactly those (<stem>_<N>.json of our stems).
+            let types = try db.read { try String.fetchAll($0, sql: "SELECT DISTINCT type FROM samples") }
+            let stems = Set(["llava_instruct"] + types.map(LLaVAExporter.releaseStem))
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+                guard let r = name.range(of: #"_[0-9]+k?\.json$"#, options: .regularExpression), stems.contains(String(name[..<r.lowerBound])) else { continue }
                 try? FileManager.default.removeItem(atPath: (dir as NSString).appendingPathComponent(name))
             }
             for f in try LLaVAExporter.exportRelease(database: db, to: dir) { parts.append("\((f.path as NSString).lastPathComponent) \(f.count)") }
