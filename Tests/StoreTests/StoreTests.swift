@@ -15,7 +15,8 @@ final class StoreTests: XCTestCase {
             XCTAssertTrue(tables.contains(t), "missing table \(t)")
         }
         let applied = try db.read { try ForgeSchema.migrator.appliedMigrations($0) }
-        XCTAssertEqual(applied, ["v1"])
+        XCTAssertEqual(applied.first, "v1")
+        XCTAssertEqual(applied, ForgeSchema.migrator.migrations, "every registered migration is applied, in order")
         // Reopening an existing database keeps its data and does not re-run migrations.
         try db.write { try $0.execute(sql: "INSERT INTO images(id, file_name, width, height) VALUES (1, 'a.jpg', 2, 3)") }
         let again = try ForgeDatabase(path: dir + "/sub/x.db")
