@@ -157,6 +157,7 @@ enum DedupBenchmark {
         let r = try DedupRunner.run(database: database, stage: "bench", types: nil, config: cfg)
         print(String(format: "stored path: wrote %d samples in %.1f s; DedupRunner (exact + near, global scope, bands persisted) %.2f s: %d kept, %d exact, %d near",
                      n, t5.timeIntervalSince(t4), r.seconds, r.kept, r.exactDuplicates, r.nearDuplicates))
+        print("  phases: " + r.phaseSeconds.sorted { $0.key < $1.key }.map { "\($0.key) " + String(format: "%.2f s", $0.value) }.joined(separator: ", "))
         let t6 = Date()
         let again = try DedupRunner.run(database: database, stage: "bench", types: nil, config: cfg)
         print(String(format: "  incremental rerun: %d new samples considered in %.2f s", again.considered, Date().timeIntervalSince(t6)))

@@ -31,6 +31,8 @@ public struct DedupReport: Codable, Sendable, Equatable {
     public var settingsChanged = false
     public var candidatesChecked = 0
     public var seconds = 0.0
+    /// Where the time went: load, exact, bands, decide, store.
+    public var phaseSeconds: [String: Double] = [:]
     public init() {}
 }
 
@@ -118,29 +120,52 @@ public enum DedupRunner {
             """, arguments: [stage])
 
         // 3. The new samples, oldest first.
+        var clock = Date()
+        func lap(_ name: String) { report.phaseSeconds[name, default: 0] += Date().timeIntervalSince(clock); clock = Date() }
         let samples = try SampleLoader.load(db, types: types, formats: formats, excludingStage: stage)
         report.considered = samples.count
+        lap("load")
         guard !samples.isEmpty else { return report }
 
         var verdict: [Int64: (kind: String, of: Int64?, jaccard: Double?)] = [:]
-        // 4. Exact duplicates: normalized text hash, unique per scope.
+        // 4. Exact duplicates: normalized text hash, unique per scope (hashes on all cores; the
+        //    scope's earlier owners read once).
         var nearCandidates: [String: [QualitySample]] = [:]
-        let insertExact = try db.cachedStatement(sql: "INSERT INTO dedup_exact(scope, norm_hash, sample_id) VALUES (?, ?, ?) ON CONFLICT(scope, norm_hash) DO NOTHING")
-        let selectExact = try db.cachedStatement(sql: "SELECT sample_id FROM dedup_exact WHERE scope = ? AND norm_hash = ?")
-        for s in samples {
-            let scope = scopeKey(stage: stage, type: s.type, config: config)
-            if config.exact {
-                let text = (s.dedupQuestions + ["\u{1}"] + s.answers).joined(separator: "\n")
-                let hash = TextTokens.normalizedHash(text)
-                try insertExact.execute(arguments: [scope, hash, s.id])
-                let owner = try Int64.fetchOne(selectExact, arguments: [scope, hash])
-                if let owner, owner != s.id {
+        if config.exact {
+            var hashes = [String](repeating: "", count: samples.count)
+            hashes.withUnsafeMutableBufferPointer { out in
+                let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    var i = w
+                    while i < samples.count {
+                        out[i] = TextTokens.normalizedHash((samples[i].dedupQuestions + ["\u{1}"] + samples[i].answers).joined(separator: "\n"))
+                        i += workers
+                    }
+                }
+            }
+            var owners: [String: [String: Int64]] = [:]
+            let insertExact = try db.cachedStatement(sql: "INSERT INTO dedup_exact(scope, norm_hash, sample_id) VALUES (?, ?, ?)")
+            for (k, s) in samples.enumerated() {
+                let scope = scopeKey(stage: stage, type: s.type, config: config)
+                if owners[scope] == nil {
+                    var m: [String: Int64] = [:]
+                    for r in try Row.fetchAll(db, sql: "SELECT norm_hash, sample_id FROM dedup_exact WHERE scope = ?", arguments: [scope]) { m[r[0]] = r[1] }
+                    owners[scope] = m
+                }
+                if let owner = owners[scope]![hashes[k]], owner != s.id {
                     verdict[s.id] = ("exact", owner, 1.0)
                     continue
                 }
+                if owners[scope]![hashes[k]] == nil {
+                    owners[scope]![hashes[k]] = s.id
+                    try insertExact.execute(arguments: [scope, hashes[k], s.id])
+                }
+                nearCandidates[scope, default: []].append(s)
             }
-            nearCandidates[scope, default: []].append(s)
+        } else {
+            for s in samples { nearCandidates[scopeKey(stage: stage, type: s.type, config: config), default: []].append(s) }
         }
+        lap("exact")
         // 5. Near duplicates per scope, against this stage's earlier kept samples too.
         for (scope, items) in nearCandidates.sorted(by: { $0.key < $1.key }) {
             guard config.near else {
@@ -159,7 +184,9 @@ public enum DedupRunner {
             }
             report.previouslyKept += known
             let texts = items.map { DedupText(id: $0.id, questions: $0.dedupQuestions, answers: $0.answers) }
+            lap("load")
             let bands = detector.bandHashes(texts)
+            lap("bands")
             let verdicts = detector.decide(texts, bandHashes: bands) { id in
                 guard let row = try? Row.fetchOne(db, sql: "SELECT type, conversations_json FROM samples WHERE id = ?", arguments: [id]),
                       let json: String = row[1], let turns = QualitySample.decodeTurns(json) else { return nil }
@@ -168,7 +195,9 @@ public enum DedupRunner {
                 return DedupText(id: id, questions: s.dedupQuestions, answers: s.answers)
             }
             report.candidatesChecked += detector.candidatesChecked
+            lap("decide")
             let nb = config.nearConfig.bands
+            let deleteExact = try db.cachedStatement(sql: "DELETE FROM dedup_exact WHERE scope = ? AND sample_id = ?")
             let insertBands = try db.cachedStatement(sql: "INSERT INTO dedup_bands(scope, sample_id, bands) VALUES (?, ?, ?)")
             for (k, item) in items.enumerated() {
                 switch verdicts[k] {
@@ -177,8 +206,12 @@ public enum DedupRunner {
                     try insertBands.execute(arguments: [scope, item.id, Self.encodeBands(bands[(k * nb)..<((k + 1) * nb)])])
                 case .duplicate(let of, let j):
                     verdict[item.id] = ("near", of, j)
+                    // Only kept samples own a normalized hash: an exact copy of this one is then
+                    // caught as a near duplicate of the kept sample instead of a duplicate's copy.
+                    try deleteExact.execute(arguments: [scope, item.id])
                 }
             }
+            lap("store")
         }
         // 6. Store the decisions.
         let insertDecision = try db.cachedStatement(sql: "INSERT INTO dedup_decisions(stage, sample_id, scope, decision, duplicate_of, jaccard) VALUES (?, ?, ?, ?, ?, ?)")
@@ -198,6 +231,7 @@ public enum DedupRunner {
                                arguments: ["duplicate of sample \(v.of!) (jaccard \(String(format: "%.2f", v.jaccard!)); the earlier sample is kept) [\(stage)]", s.id])
             }
         }
+        lap("store")
         return report
     }
 }

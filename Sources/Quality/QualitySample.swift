@@ -42,6 +42,14 @@ public struct QualitySample: Sendable {
 
     /// Decodes `samples.conversations_json` (`[{"from": …, "value": …}]`).
     public static func decodeTurns(_ json: String) -> [Turn]? {
-        try? JSONDecoder().decode([Turn].self, from: Data(json.utf8))
+        // JSONSerialization: several times faster than JSONDecoder on Linux for 158K rows.
+        guard let array = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [Any] else { return nil }
+        var turns: [Turn] = []
+        turns.reserveCapacity(array.count)
+        for item in array {
+            guard let o = item as? [String: Any], let from = o["from"] as? String, let value = o["value"] as? String else { return nil }
+            turns.append(Turn(from: from, value: value))
+        }
+        return turns
     }
 }
