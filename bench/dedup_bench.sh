@@ -13,7 +13,7 @@ swift build -c release --product llava-forge 2>&1 | tail -1
 BIN="$(swift build -c release --show-bin-path)/llava-forge"
 DB=bench/out/dedup-bench.db
 if command -v /usr/bin/time >/dev/null; then
-  /usr/bin/time -f "peak RSS %M KB, wall %e s" "$BIN" dedup --synthetic "$N" --store --db "$DB"
+  /usr/bin/time -f "peak RSS %M KB, wall %e s" stdbuf -oL "$BIN" dedup --synthetic "$N" --store --db "$DB"
 else
   time "$BIN" dedup --synthetic "$N" --store --db "$DB"
 fi

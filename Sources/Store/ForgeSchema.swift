@@ -161,6 +161,7 @@ public enum ForgeSchema {
                 sample_id INTEGER NOT NULL,
                 UNIQUE (scope, norm_hash)
             );
+            CREATE INDEX dedup_exact_by_sample ON dedup_exact(sample_id);
             CREATE TABLE dedup_bands (
                 scope TEXT NOT NULL,
                 sample_id INTEGER NOT NULL,
