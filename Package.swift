@@ -59,6 +59,17 @@ let package = Package(
         ]),
         // LLaVA JSON / JSONL export, inspect, stats.
         .target(name: "Export", dependencies: ["ForgeCore", "Store", "Contexts"]),
+        // Quality filters (with stored reasons) and exact + MinHash-LSH near-duplicate removal.
+        .target(name: "Quality", dependencies: [
+            "ForgeCore", "Store",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ], swiftSettings: hotPath),
+        // pipelines/*.yaml: validated stage DAGs, fingerprinted reruns, concurrent runner.
+        .target(name: "Pipeline", dependencies: [
+            "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Generation", "Export", "Quality",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
 
         // ---- The engine core: checkpoints, tokenizers, images, tensor math, models. ----
         // Tensor math on OpenBLAS (sgemm/sgemv, OpenBLAS core selection) and SIMD element-wise kernels.
@@ -78,6 +89,7 @@ let package = Package(
 
         .executableTarget(name: "LlavaForgeCLI", dependencies: [
             "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Parsing", "Generation", "Export",
+            "Quality", "Pipeline",
             "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "Models",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -95,6 +107,10 @@ let package = Package(
             "Generation", "LLMClient", "Prompts", "Store", "Ingest", "MockOpenAI", "ForgeCore",
         ]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "Store", "Ingest", "ForgeCore"]),
+        .testTarget(name: "QualityTests", dependencies: ["Quality", "Store", "ForgeCore"]),
+        .testTarget(name: "PipelineTests", dependencies: [
+            "Pipeline", "Quality", "Generation", "LLMClient", "Prompts", "Store", "Ingest", "Export", "MockOpenAI", "ForgeCore",
+        ]),
         .testTarget(name: "TensorMathTests", dependencies: ["TensorMath", "ForgeCore"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizers", "Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),

@@ -116,6 +116,81 @@ public enum ForgeSchema {
             """)
         }
         registerGenerationJournal(&m)
+        // Pipelines (issue 4): stage runs with fingerprints, cached file digests, image choices per
+        // type, filter rejections with reasons, exact-hash and MinHash-LSH dedup state.
+        m.registerMigration("v_pipeline_dedup") { db in
+            try db.execute(sql: """
+            CREATE TABLE pipeline_stage_runs (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                pipeline TEXT NOT NULL,
+                stage TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                components_json TEXT NOT NULL,   -- what the fingerprint was made of, for "why it reruns"
+                status TEXT NOT NULL,            -- running | done | incomplete | failed
+                message TEXT,
+                summary_json TEXT,
+                seconds REAL,
+                started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+                finished_at TEXT
+            );
+            CREATE INDEX pipeline_stage_runs_by_stage ON pipeline_stage_runs(pipeline, stage, id);
+            CREATE TABLE pipeline_file_digests (
+                path TEXT PRIMARY KEY,
+                size INTEGER NOT NULL,
+                mtime_ns INTEGER NOT NULL,
+                digest TEXT NOT NULL
+            );
+            CREATE TABLE pipeline_image_choices (
+                stage TEXT NOT NULL,
+                type TEXT NOT NULL,
+                image_id INTEGER NOT NULL,
+                rank INTEGER NOT NULL,
+                PRIMARY KEY (stage, type, image_id)
+            );
+            CREATE INDEX pipeline_image_choices_by_rank ON pipeline_image_choices(stage, type, rank);
+            CREATE TABLE quality_rejections (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                sample_id INTEGER NOT NULL REFERENCES samples(id),
+                stage TEXT NOT NULL,
+                filter TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+            );
+            CREATE INDEX quality_rejections_by_sample ON quality_rejections(sample_id);
+            CREATE INDEX quality_rejections_by_stage ON quality_rejections(stage, filter);
+            CREATE TABLE dedup_state (
+                stage TEXT PRIMARY KEY,
+                params_hash TEXT NOT NULL
+            );
+            CREATE TABLE dedup_exact (
+                scope TEXT NOT NULL,
+                norm_hash TEXT NOT NULL,
+                sample_id INTEGER NOT NULL,
+                UNIQUE (scope, norm_hash)
+            );
+            CREATE INDEX dedup_exact_by_sample ON dedup_exact(sample_id);
+            CREATE TABLE dedup_bands (
+                scope TEXT NOT NULL,
+                sample_id INTEGER NOT NULL,
+                bands BLOB NOT NULL,             -- the kept sample's LSH band hashes, UInt64 little-endian
+                PRIMARY KEY (scope, sample_id)
+            );
+            CREATE INDEX dedup_bands_by_sample ON dedup_bands(sample_id);
+            CREATE TABLE dedup_decisions (
+                stage TEXT NOT NULL,
+                sample_id INTEGER NOT NULL,
+                scope TEXT NOT NULL,
+                decision TEXT NOT NULL,          -- kept | exact | near
+                duplicate_of INTEGER,
+                jaccard REAL,
+                PRIMARY KEY (stage, sample_id)
+            );
+            CREATE INDEX dedup_decisions_by_original ON dedup_decisions(duplicate_of);
+            -- "the newest sample of this type for this image" (superseding after a prompt change)
+            CREATE INDEX samples_by_type_image ON samples(type, image_id, request_id);
+            """)
+        }
         return m
     }
 }

@@ -1,0 +1,62 @@
+import ForgeCore
+import GRDB
+import Store
+
+/// Reads samples (and their images' box counts) from the store for the filters and dedup.
+public enum SampleLoader {
+    /// The response format of a type when the caller does not know it (LLaVA's three types).
+    public static func defaultFormat(forType type: String) -> String {
+        switch type {
+        case "detail": return "description"
+        case "reasoning": return "single_qa"
+        default: return "conversation"
+        }
+    }
+
+    /// Samples with `status`, of `types` (all when nil), ordered by id. Rows whose
+    /// conversations_json does not decode are returned with no turns (the format filter rejects them).
+    public static func load(_ db: Database, types: [String]?, status: String = "ok", formats: [String: String] = [:],
+                            withBoxes: Bool = false, excludingStage stage: String? = nil) throws -> [QualitySample] {
+        var sql = "SELECT id, type, image_id, conversations_json FROM samples WHERE status = ?"
+        var args: StatementArguments = [status]
+        if let types {
+            if types.isEmpty { return [] }
+            sql += " AND type IN (\(types.map { _ in "?" }.joined(separator: ", ")))"
+            args += StatementArguments(types)
+        }
+        if let stage {
+            sql += " AND id NOT IN (SELECT sample_id FROM dedup_decisions WHERE stage = ?)"
+            args += [stage]
+        }
+        sql += " ORDER BY id"
+        var out: [QualitySample] = []
+        var imageOf: [Int64] = []
+        for row in try Row.fetchAll(db, sql: sql, arguments: args) {
+            let type: String = row[1]
+            let json: String? = row[3]
+            out.append(QualitySample(id: row[0], type: type, format: formats[type] ?? defaultFormat(forType: type),
+                                     turns: json.flatMap(QualitySample.decodeTurns) ?? []))
+            imageOf.append(row[2])
+        }
+        if withBoxes && !out.isEmpty {
+            var counts: [Int64: [String: Int]] = [:]
+            var crowd: [Int64: Set<String>] = [:]
+            let wanted = Set(imageOf)
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT b.image_id, c.name, b.iscrowd, count(*) FROM boxes b JOIN categories c ON c.id = b.category_id
+                WHERE b.w > 0 AND b.h > 0 GROUP BY b.image_id, c.name, b.iscrowd
+                """)
+            while let r = try rows.next() {
+                let image: Int64 = r[0]
+                guard wanted.contains(image) else { continue }
+                let name: String = r[1], isCrowd: Int = r[2], n: Int = r[3]
+                if isCrowd != 0 { crowd[image, default: []].insert(name) } else { counts[image, default: [:]][name, default: 0] += n }
+            }
+            for k in out.indices {
+                out[k].boxCounts = counts[imageOf[k]] ?? [:]
+                out[k].crowdCategories = crowd[imageOf[k]] ?? []
+            }
+        }
+        return out
+    }
+}
