@@ -68,6 +68,11 @@ let package = Package(
         // LLaMA-family decoder, CLIP ViT, projector, LLaVA composition; configs and key mapping.
         .target(name: "Models", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Tokenizers", "Imaging"], swiftSettings: hotPath),
 
+        // Generation engine: quantized GGUF decode kernels, sampling, prefix cache, batched decode.
+        // Built for haswell (AVX2 + FMA + F16C, as llama.cpp's default x86 build) so the block kernels vectorize.
+        .target(name: "Inference", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Models"],
+                swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "haswell"])]),
+
         .executableTarget(name: "LlavaForgeCLI", dependencies: [
             "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Parsing", "Generation", "Export",
             "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "Models",
@@ -89,6 +94,7 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizers", "Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference", "Models", "TensorMath", "Checkpoints", "ForgeCore"]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

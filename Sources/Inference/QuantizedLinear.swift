@@ -1,0 +1,121 @@
+import Checkpoints
+import Dispatch
+import TensorMath
+
+/// One product of a fused step: `out[v · outStride + r] = W[r] · x[v] (+ bias[r])`.
+struct LinearJob {
+    var weight: WeightMatrix
+    var bias: UnsafePointer<Float>?
+    var out: UnsafeMutablePointer<Float>
+    var outStride: Int
+}
+
+/// Scratch the products need, grown on demand (owned by a workspace, one per model).
+final class LinearScratch {
+    private(set) var sums = FloatBuffer(count: 0)
+    private(set) var tile = FloatBuffer(count: 0)
+    func sums(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if sums.count < count { sums = FloatBuffer(count: count) }
+        return sums.pointer
+    }
+    func tile(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if tile.count < count { tile = FloatBuffer(count: count) }
+        return tile.pointer
+    }
+}
+
+/// `Linear.forward` over `WeightMatrix` weights, for `vectors` activation rows `[n, in]`.
+///
+/// - Few rows (decode, batched decode): `BlockDot` reads the quant blocks directly; the rows of
+///   all jobs sharing one input (q, k, v; gate, up) are split over the threads in ONE parallel
+///   region, so a layer costs 4 fork/joins instead of 7.
+/// - Many rows (prefill): tiles of the weight are dequantized (in parallel) into a Float32 scratch
+///   and multiplied by sgemm — compute-bound work where OpenBLAS's kernel wins over any
+///   block-by-block loop (measured in the bench: see docs/ARCHITECTURE.md Inference).
+enum QuantizedLinear {
+    /// From this many rows on, tiles + sgemm (decided by measurement on SmolLM2, see the bench).
+    nonisolated(unsafe) static var gemmThreshold = 12
+    /// Dequantized tile size in floats (~1 MB: stays in L2 between dequantization and sgemm).
+    static let tileFloats = 262_144
+
+    static func forward(jobs: [LinearJob], input: UnsafePointer<Float>, vectors n: Int, inFeatures: Int, scratch: LinearScratch) {
+        if n >= gemmThreshold {
+            for job in jobs { tiledGEMM(job, input: input, vectors: n, scratch: scratch) }
+        } else {
+            direct(jobs, input: input, vectors: n, inFeatures: inFeatures, scratch: scratch)
+        }
+        for job in jobs {
+            guard let bias = job.bias else { continue }
+            for v in 0..<n {
+                let row = job.out + v * job.outStride
+                for r in 0..<job.weight.rows { row[r] += bias[r] }
+            }
+        }
+    }
+
+    private static func direct(_ jobs: [LinearJob], input: UnsafePointer<Float>, vectors n: Int, inFeatures: Int, scratch: LinearScratch) {
+        var blockJobs: [LinearJob] = []
+        for job in jobs {
+            switch job.weight.storage {
+            case .float32(let w):
+                if n == 1 {
+                    BLAS.gemv(.none, m: job.weight.rows, n: inFeatures, a: w, lda: inFeatures, x: input, y: job.out)
+                } else {
+                    BLAS.gemm(.none, .transpose, m: n, n: job.weight.rows, k: inFeatures, a: input, lda: inFeatures,
+                              b: w, ldb: inFeatures, c: job.out, ldc: job.outStride)
+                }
+            case .blocks:
+                blockJobs.append(job)
+            }
+        }
+        if blockJobs.isEmpty { return }
+        let blocks = inFeatures / 32
+        let sums = scratch.sums(n * blocks)
+        BlockSums.compute(input, vectors: n, width: inFeatures, into: sums)
+        let totalRows = blockJobs.reduce(0) { $0 + $1.weight.rows }
+        // Below ~64k multiply-adds a fork/join costs more than it saves.
+        let parts = totalRows * inFeatures * n < 65_536 ? 1 : min(Parallel.threadCount, totalRows)
+        let run: (Int) -> Void = { part in
+            let start = part * totalRows / parts, end = (part + 1) * totalRows / parts
+            var base = 0
+            for job in blockJobs {
+                let lower = max(start, base), upper = min(end, base + job.weight.rows)
+                if lower < upper {
+                    rows(job, (lower - base)..<(upper - base), input: input, sums: sums, vectors: n, blocks: blocks)
+                }
+                base += job.weight.rows
+            }
+        }
+        if parts == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: run) }
+    }
+
+    @inline(__always)
+    private static func rows(_ job: LinearJob, _ range: Range<Int>, input: UnsafePointer<Float>, sums: UnsafePointer<Float>, vectors: Int, blocks: Int) {
+        guard case .blocks(let type, let base) = job.weight.storage else { return }
+        switch type {
+        case .q4_0: BlockDot.rows(Q4_0Format.self, weights: base, rows: range, blocks: blocks, x: input, sums: sums, vectors: vectors, out: job.out, outStride: job.outStride)
+        case .q4_1: BlockDot.rows(Q4_1Format.self, weights: base, rows: range, blocks: blocks, x: input, sums: sums, vectors: vectors, out: job.out, outStride: job.outStride)
+        case .q8_0: BlockDot.rows(Q8_0Format.self, weights: base, rows: range, blocks: blocks, x: input, sums: sums, vectors: vectors, out: job.out, outStride: job.outStride)
+        default: preconditionFailure("QuantizedLinear: \(type.name) is not read directly")
+        }
+    }
+
+    private static func tiledGEMM(_ job: LinearJob, input: UnsafePointer<Float>, vectors n: Int, scratch: LinearScratch) {
+        let w = job.weight, k = w.columns
+        if case .float32(let pointer) = w.storage {
+            BLAS.gemm(.none, .transpose, m: n, n: w.rows, k: k, a: input, lda: k, b: pointer, ldb: k, c: job.out, ldc: job.outStride)
+            return
+        }
+        let tileRows = max(16, min(w.rows, tileFloats / k))
+        let tile = scratch.tile(tileRows * k)
+        var r0 = 0
+        while r0 < w.rows {
+            let count = min(tileRows, w.rows - r0)
+            Parallel.forEachRange(count, grain: 32) { range in
+                w.dequantize(rows: (r0 + range.lowerBound)..<(r0 + range.upperBound), into: tile + range.lowerBound * k)
+            }
+            BLAS.gemm(.none, .transpose, m: n, n: count, k: k, a: input, lda: k, b: tile, ldb: k, c: job.out + r0, ldc: job.outStride)
+            r0 += count
+        }
+    }
+}
