@@ -73,6 +73,10 @@ let package = Package(
         .target(name: "Inference", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Models"],
                 swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "haswell"])]),
 
+        // bench/decode_bench.sh's driver (not a product).
+        .executableTarget(name: "InferenceBench", dependencies: ["Inference", "Models", "TensorMath"], path: "bench/InferenceBench",
+                          swiftSettings: hotPath),
+
         .executableTarget(name: "LlavaForgeCLI", dependencies: [
             "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Parsing", "Generation", "Export",
             "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "Models",

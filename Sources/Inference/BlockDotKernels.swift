@@ -1,146 +1,167 @@
+import Checkpoints
+
 /// Dot products of GGUF 32-element quant blocks with Float32 activations, read straight from the
 /// stored blocks (no dequantized copy of the weight).
 ///
 /// Every legacy format decodes to `w = d · q + m` per block (Q4_1 as stored; Q4_0: m = −8·d; Q8_0:
 /// m = 0), so a row · x is `Σ_b d_b · (q_b · x_b) + m_b · Σx_b`. The per-block sums of x are computed
-/// once per activation vector (`BlockSums`), so the inner loop is nibble/byte → Float conversion and
-/// one fused multiply-add per weight, in `SIMD16<Float>` (two AVX2 registers). Activations stay in
+/// once per activation vector (`BlockSums`), so the inner loop is nibble/byte → Float unpacking and
+/// one fused multiply-add per weight, in 4-lane vectors. Activations stay in
 /// Float32 — no Q8 rounding of x — so the only error against a Float64 reference is Float32
 /// accumulation (measured and bounded in the tests).
 ///
 /// Why Float and not int8 dot products: Swift's SIMD types do not lower to `vpmaddubsw`/VNNI,
 /// and the widening int8 · int8 → int32 products LLVM emits instead were no faster here than
 /// u8 → f32 conversion + FMA; the float form also avoids quantizing x.
-protocol LegacyBlockFormat {
-    /// Bytes per 32-element block.
-    static var blockBytes: Int { get }
-    /// Elements 0..<16 and 16..<32 as Float (q, before scale), the scale d and the offset m.
-    static func decode(_ block: UnsafeRawPointer) -> (low: SIMD16<Float>, high: SIMD16<Float>, d: Float, m: Float)
-}
-
 @inline(__always)
 func loadHalf(_ pointer: UnsafeRawPointer, _ offset: Int) -> Float {
     Float(Float16(bitPattern: UInt16(littleEndian: pointer.loadUnaligned(fromByteOffset: offset, as: UInt16.self))))
 }
 
-/// Q4_0, 18 bytes: half d; u8 qs[16] (element j: low nibble of qs[j], element j+16: high nibble). w = d·(q − 8).
-enum Q4_0Format: LegacyBlockFormat {
-    static var blockBytes: Int { 18 }
-    @inline(__always)
-    static func decode(_ block: UnsafeRawPointer) -> (low: SIMD16<Float>, high: SIMD16<Float>, d: Float, m: Float) {
-        let d = loadHalf(block, 0)
-        let qs = block.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
-        let low = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs & 0x0F))
-        let high = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs &>> 4))
-        return (low, high, d, -8 * d)
-    }
-}
-
-/// Q4_1, 20 bytes: half d; half m; u8 qs[16] (nibbles as Q4_0). w = d·q + m.
-enum Q4_1Format: LegacyBlockFormat {
-    static var blockBytes: Int { 20 }
-    @inline(__always)
-    static func decode(_ block: UnsafeRawPointer) -> (low: SIMD16<Float>, high: SIMD16<Float>, d: Float, m: Float) {
-        let d = loadHalf(block, 0), m = loadHalf(block, 2)
-        let qs = block.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
-        let low = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs & 0x0F))
-        let high = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs &>> 4))
-        return (low, high, d, m)
-    }
-}
-
-/// Q8_0, 34 bytes: half d; i8 qs[32]. w = d·q.
-enum Q8_0Format: LegacyBlockFormat {
-    static var blockBytes: Int { 34 }
-    @inline(__always)
-    static func decode(_ block: UnsafeRawPointer) -> (low: SIMD16<Float>, high: SIMD16<Float>, d: Float, m: Float) {
-        let d = loadHalf(block, 0)
-        let first = block.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
-        let second = block.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
-        return (SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: first)), SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: second)), d, 0)
-    }
-}
-
-/// Per-32-element block sums of activation rows: `sums[v · blocks + b] = Σ x[v, 32b ..< 32b+32]`.
+/// Activation rows prepared for `BlockDot`: per-32-element block sums, and each block's 32 values
+/// permuted into the order the kernels unpack weights in (see `BlockDot`).
+/// `sums[v · blocks + b] = Σ x[v, 32b ..< 32b+32]`; `permuted[v · width + 32b + 4(4h + i) + w] = x[v, 32b + 16h + 4w + i]`.
 enum BlockSums {
-    static func compute(_ x: UnsafePointer<Float>, vectors: Int, width: Int, into sums: UnsafeMutablePointer<Float>) {
+    static func compute(_ x: UnsafePointer<Float>, vectors: Int, width: Int, into sums: UnsafeMutablePointer<Float>,
+                        permuted: UnsafeMutablePointer<Float>) {
         let blocks = width / 32
         let raw = UnsafeRawPointer(x)
         for v in 0..<vectors {
             for b in 0..<blocks {
-                let offset = (v * width + b * 32) * 4
-                let a = raw.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
-                let c = raw.loadUnaligned(fromByteOffset: offset + 64, as: SIMD16<Float>.self)
+                let base = v * width + b * 32
+                let a = raw.loadUnaligned(fromByteOffset: base * 4, as: SIMD16<Float>.self)
+                let c = raw.loadUnaligned(fromByteOffset: base * 4 + 64, as: SIMD16<Float>.self)
                 sums[v * blocks + b] = (a + c).sum()
+                for h in 0..<2 { for i in 0..<4 { for w in 0..<4 { permuted[base + 4 * (4 * h + i) + w] = x[base + 16 * h + 4 * w + i] } } }
             }
         }
     }
 }
 
-enum BlockDot {
-    /// out[v · outStride + r] = W[r] · x[v] for rows `rows` of a matrix of `blocks` blocks per row
-    /// stored at `weights` (row r at `r · blocks · F.blockBytes`), and `vectors` activation rows
-    /// `x[v]` (`blocks · 32` floats apart) with their block sums.
+/// Eight 4-lane vectors of one block's 32 quantized values as Float, lane w of vector 4h + i being
+/// element 16h + 4w + i. Built from 32-bit words with shifts, masks and the 2²³ float trick
+/// (`Float(bitPattern: 0x4B00_0000 | q) − 2²³ == q` for q < 2²³), because Swift's generic SIMD
+/// integer → float conversions are not inlined in this build and cost more than the dot itself.
+typealias UnpackedBlock = (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>)
+
+enum BlockUnpack {
+    static let magic = SIMD4<UInt32>(repeating: 0x4B00_0000)
+    static let magicFloat = SIMD4<Float>(repeating: 8_388_608)
+
     @inline(__always)
-    static func rows<F: LegacyBlockFormat>(
-        _ format: F.Type, weights: UnsafeRawPointer, rows: Range<Int>, blocks: Int,
-        x: UnsafePointer<Float>, sums: UnsafePointer<Float>, vectors: Int,
+    static func float(_ q: SIMD4<UInt32>, minus offset: SIMD4<Float>) -> SIMD4<Float> {
+        unsafeBitCast(q | magic, to: SIMD4<Float>.self) - offset
+    }
+
+    /// 16 bytes of nibbles: element j = low nibble of byte j, element j + 16 = high nibble.
+    @inline(__always)
+    static func nibbles(_ qs: UnsafeRawPointer) -> UnpackedBlock {
+        let words = qs.loadUnaligned(as: SIMD4<UInt32>.self)
+        let low = words & 0x0F0F_0F0F, high = (words &>> 4) & 0x0F0F_0F0F
+        let m = magicFloat
+        return (float(low & 0xFF, minus: m), float((low &>> 8) & 0xFF, minus: m), float((low &>> 16) & 0xFF, minus: m), float(low &>> 24, minus: m),
+                float(high & 0xFF, minus: m), float((high &>> 8) & 0xFF, minus: m), float((high &>> 16) & 0xFF, minus: m), float(high &>> 24, minus: m))
+    }
+
+    /// 32 signed bytes, in order.
+    @inline(__always)
+    static func signedBytes(_ qs: UnsafeRawPointer) -> UnpackedBlock {
+        // Flipping the sign bit maps an int8 s to the uint8 s + 128.
+        let first = qs.loadUnaligned(as: SIMD4<UInt32>.self) ^ 0x8080_8080
+        let second = qs.loadUnaligned(fromByteOffset: 16, as: SIMD4<UInt32>.self) ^ 0x8080_8080
+        let m = magicFloat + 128
+        return (float(first & 0xFF, minus: m), float((first &>> 8) & 0xFF, minus: m), float((first &>> 16) & 0xFF, minus: m), float(first &>> 24, minus: m),
+                float(second & 0xFF, minus: m), float((second &>> 8) & 0xFF, minus: m), float((second &>> 16) & 0xFF, minus: m), float(second &>> 24, minus: m))
+    }
+
+    /// Σ q · x over the block, as 4 partial sums (x permuted as the unpacked order).
+    @inline(__always)
+    static func dot(_ q: UnpackedBlock, _ x: UnsafeRawPointer) -> SIMD4<Float> {
+        var acc = q.0 * x.loadUnaligned(as: SIMD4<Float>.self)
+        acc.addProduct(q.1, x.loadUnaligned(fromByteOffset: 16, as: SIMD4<Float>.self))
+        acc.addProduct(q.2, x.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self))
+        acc.addProduct(q.3, x.loadUnaligned(fromByteOffset: 48, as: SIMD4<Float>.self))
+        acc.addProduct(q.4, x.loadUnaligned(fromByteOffset: 64, as: SIMD4<Float>.self))
+        acc.addProduct(q.5, x.loadUnaligned(fromByteOffset: 80, as: SIMD4<Float>.self))
+        acc.addProduct(q.6, x.loadUnaligned(fromByteOffset: 96, as: SIMD4<Float>.self))
+        acc.addProduct(q.7, x.loadUnaligned(fromByteOffset: 112, as: SIMD4<Float>.self))
+        return acc
+    }
+}
+
+enum BlockDot {
+    /// The block layout of each directly read type: bytes per block, and where q, d, m live.
+    @inline(__always)
+    static func unpack(_ type: GGMLType, _ block: UnsafeRawPointer) -> (q: UnpackedBlock, d: Float, m: Float) {
+        switch type {
+        case .q4_0:  // half d; u8 qs[16]. w = d·(q − 8)
+            let d = loadHalf(block, 0)
+            return (BlockUnpack.nibbles(block + 2), d, -8 * d)
+        case .q4_1:  // half d; half m; u8 qs[16]. w = d·q + m
+            return (BlockUnpack.nibbles(block + 4), loadHalf(block, 0), loadHalf(block, 2))
+        default:     // Q8_0: half d; i8 qs[32]. w = d·q
+            return (BlockUnpack.signedBytes(block + 2), loadHalf(block, 0), 0)
+        }
+    }
+
+    /// out[v · outStride + r] = W[r] · x[v] for rows `rows` of a `type` matrix with `blocks` blocks
+    /// per row at `weights`, and `vectors` activation rows prepared by `BlockSums` (`permuted`,
+    /// `blocks · 32` floats apart, and their block sums).
+    static func rows(
+        _ type: GGMLType, weights: UnsafeRawPointer, rows: Range<Int>, blocks: Int,
+        permuted x: UnsafePointer<Float>, sums: UnsafePointer<Float>, vectors: Int,
         out: UnsafeMutablePointer<Float>, outStride: Int
     ) {
-        let rowBytes = blocks * F.blockBytes, width = blocks * 32
+        switch type {
+        case .q4_0: kernel(.q4_0, 18, weights, rows, blocks, x, sums, vectors, out, outStride)
+        case .q4_1: kernel(.q4_1, 20, weights, rows, blocks, x, sums, vectors, out, outStride)
+        case .q8_0: kernel(.q8_0, 34, weights, rows, blocks, x, sums, vectors, out, outStride)
+        default: preconditionFailure("BlockDot: \(type.name) is not read directly")
+        }
+    }
+
+    @inline(__always)
+    private static func kernel(
+        _ type: GGMLType, _ blockBytes: Int, _ weights: UnsafeRawPointer, _ rows: Range<Int>, _ blocks: Int,
+        _ x: UnsafePointer<Float>, _ sums: UnsafePointer<Float>, _ vectors: Int,
+        _ out: UnsafeMutablePointer<Float>, _ outStride: Int
+    ) {
+        let rowBytes = blocks * blockBytes, width = blocks * 32
         let xRaw = UnsafeRawPointer(x)
         if vectors == 1 {
             for r in rows {
                 let row = weights + r * rowBytes
-                var acc = SIMD16<Float>()
+                var acc = SIMD4<Float>()
                 var offsetSum: Float = 0
                 for b in 0..<blocks {
-                    let (low, high, d, m) = F.decode(row + b * F.blockBytes)
-                    let x0 = xRaw.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
-                    let x1 = xRaw.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
-                    acc.addProduct(low * x0 + high * x1, SIMD16(repeating: d))
+                    let (q, d, m) = unpack(type, row + b * blockBytes)
+                    acc.addProduct(BlockUnpack.dot(q, xRaw + b * 128), SIMD4(repeating: d))
                     offsetSum += m * sums[b]
                 }
                 out[r] = acc.sum() + offsetSum
             }
             return
         }
-        // Several activation rows (batched decode): each block is decoded once and used for all of
-        // them, four at a time so the accumulators stay in registers.
+        // Several activation rows (batched decode): each block is unpacked once and used for all
+        // of them, four at a time.
         var v0 = 0
         while v0 < vectors {
             let group = min(4, vectors - v0)
             let xg = xRaw + v0 * width * 4
             let sg = sums + v0 * blocks
+            let stride = width * 4
             for r in rows {
                 let row = weights + r * rowBytes
-                var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+                var a0 = SIMD4<Float>(), a1 = SIMD4<Float>(), a2 = SIMD4<Float>(), a3 = SIMD4<Float>()
                 var m0: Float = 0, m1: Float = 0, m2: Float = 0, m3: Float = 0
                 for b in 0..<blocks {
-                    let (low, high, d, m) = F.decode(row + b * F.blockBytes)
-                    let ld = low * d, hd = high * d
-                    let o = b * 128
-                    a0.addProduct(ld, xg.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self))
-                    a0.addProduct(hd, xg.loadUnaligned(fromByteOffset: o + 64, as: SIMD16<Float>.self))
+                    let (q, d, m) = unpack(type, row + b * blockBytes)
+                    let dv = SIMD4<Float>(repeating: d), o = b * 128
+                    a0.addProduct(BlockUnpack.dot(q, xg + o), dv)
                     m0 += m * sg[b]
-                    if group > 1 {
-                        let o1 = o + width * 4
-                        a1.addProduct(ld, xg.loadUnaligned(fromByteOffset: o1, as: SIMD16<Float>.self))
-                        a1.addProduct(hd, xg.loadUnaligned(fromByteOffset: o1 + 64, as: SIMD16<Float>.self))
-                        m1 += m * sg[blocks + b]
-                    }
-                    if group > 2 {
-                        let o2 = o + 2 * width * 4
-                        a2.addProduct(ld, xg.loadUnaligned(fromByteOffset: o2, as: SIMD16<Float>.self))
-                        a2.addProduct(hd, xg.loadUnaligned(fromByteOffset: o2 + 64, as: SIMD16<Float>.self))
-                        m2 += m * sg[2 * blocks + b]
-                    }
-                    if group > 3 {
-                        let o3 = o + 3 * width * 4
-                        a3.addProduct(ld, xg.loadUnaligned(fromByteOffset: o3, as: SIMD16<Float>.self))
-                        a3.addProduct(hd, xg.loadUnaligned(fromByteOffset: o3 + 64, as: SIMD16<Float>.self))
-                        m3 += m * sg[3 * blocks + b]
-                    }
+                    if group > 1 { a1.addProduct(BlockUnpack.dot(q, xg + stride + o), dv); m1 += m * sg[blocks + b] }
+                    if group > 2 { a2.addProduct(BlockUnpack.dot(q, xg + 2 * stride + o), dv); m2 += m * sg[2 * blocks + b] }
+                    if group > 3 { a3.addProduct(BlockUnpack.dot(q, xg + 3 * stride + o), dv); m3 += m * sg[3 * blocks + b] }
                 }
                 out[v0 * outStride + r] = a0.sum() + m0
                 if group > 1 { out[(v0 + 1) * outStride + r] = a1.sum() + m1 }

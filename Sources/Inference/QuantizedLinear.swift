@@ -14,6 +14,11 @@ struct LinearJob {
 final class LinearScratch {
     private(set) var sums = FloatBuffer(count: 0)
     private(set) var tile = FloatBuffer(count: 0)
+    private(set) var permuted = FloatBuffer(count: 0)
+    func permuted(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if permuted.count < count { permuted = FloatBuffer(count: count) }
+        return permuted.pointer
+    }
     func sums(_ count: Int) -> UnsafeMutablePointer<Float> {
         if sums.count < count { sums = FloatBuffer(count: count) }
         return sums.pointer
@@ -34,7 +39,8 @@ final class LinearScratch {
 ///   block-by-block loop (measured in the bench: see docs/ARCHITECTURE.md Inference).
 enum QuantizedLinear {
     /// From this many rows on, tiles + sgemm (decided by measurement on SmolLM2, see the bench).
-    nonisolated(unsafe) static var gemmThreshold = 12
+    static let defaultGEMMThreshold = 12
+    nonisolated(unsafe) static var gemmThreshold = defaultGEMMThreshold
     /// Dequantized tile size in floats (~1 MB: stays in L2 between dequantization and sgemm).
     static let tileFloats = 262_144
 
@@ -71,7 +77,8 @@ enum QuantizedLinear {
         if blockJobs.isEmpty { return }
         let blocks = inFeatures / 32
         let sums = scratch.sums(n * blocks)
-        BlockSums.compute(input, vectors: n, width: inFeatures, into: sums)
+        let permuted = scratch.permuted(n * inFeatures)
+        BlockSums.compute(input, vectors: n, width: inFeatures, into: sums, permuted: permuted)
         let totalRows = blockJobs.reduce(0) { $0 + $1.weight.rows }
         // Below ~64k multiply-adds a fork/join costs more than it saves.
         let parts = totalRows * inFeatures * n < 65_536 ? 1 : min(Parallel.threadCount, totalRows)
@@ -81,23 +88,14 @@ enum QuantizedLinear {
             for job in blockJobs {
                 let lower = max(start, base), upper = min(end, base + job.weight.rows)
                 if lower < upper {
-                    rows(job, (lower - base)..<(upper - base), input: input, sums: sums, vectors: n, blocks: blocks)
+                    guard case .blocks(let type, let weights) = job.weight.storage else { continue }
+                    BlockDot.rows(type, weights: weights, rows: (lower - base)..<(upper - base), blocks: blocks, permuted: permuted,
+                                  sums: sums, vectors: n, out: job.out, outStride: job.outStride)
                 }
                 base += job.weight.rows
             }
         }
         if parts == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: run) }
-    }
-
-    @inline(__always)
-    private static func rows(_ job: LinearJob, _ range: Range<Int>, input: UnsafePointer<Float>, sums: UnsafePointer<Float>, vectors: Int, blocks: Int) {
-        guard case .blocks(let type, let base) = job.weight.storage else { return }
-        switch type {
-        case .q4_0: BlockDot.rows(Q4_0Format.self, weights: base, rows: range, blocks: blocks, x: input, sums: sums, vectors: vectors, out: job.out, outStride: job.outStride)
-        case .q4_1: BlockDot.rows(Q4_1Format.self, weights: base, rows: range, blocks: blocks, x: input, sums: sums, vectors: vectors, out: job.out, outStride: job.outStride)
-        case .q8_0: BlockDot.rows(Q8_0Format.self, weights: base, rows: range, blocks: blocks, x: input, sums: sums, vectors: vectors, out: job.out, outStride: job.outStride)
-        default: preconditionFailure("QuantizedLinear: \(type.name) is not read directly")
-        }
     }
 
     private static func tiledGEMM(_ job: LinearJob, input: UnsafePointer<Float>, vectors n: Int, scratch: LinearScratch) {
@@ -118,4 +116,9 @@ enum QuantizedLinear {
             r0 += count
         }
     }
+}
+
+/// Benchmarks: override the row count from which products go through tiles + sgemm (nil = default).
+public func setPrefillGEMMThreshold(_ rows: Int?) {
+    QuantizedLinear.gemmThreshold = rows ?? QuantizedLinear.defaultGEMMThreshold
 }
