@@ -6,7 +6,7 @@ import Checkpoints
 /// Every legacy format decodes to `w = d · q + m` per block (Q4_1 as stored; Q4_0: m = −8·d; Q8_0:
 /// m = 0), so a row · x is `Σ_b d_b · (q_b · x_b) + m_b · Σx_b`. The per-block sums of x are computed
 /// once per activation vector (`BlockSums`), so the inner loop is nibble/byte → Float unpacking and
-/// one fused multiply-add per weight, in 4-lane vectors. Activations stay in
+/// one fused multiply-add per weight, in 8-lane vectors (one AVX2 register). Activations stay in
 /// Float32 — no Q8 rounding of x — so the only error against a Float64 reference is Float32
 /// accumulation (measured and bounded in the tests).
 ///
@@ -19,8 +19,8 @@ func loadHalf(_ pointer: UnsafeRawPointer, _ offset: Int) -> Float {
 }
 
 /// Activation rows prepared for `BlockDot`: per-32-element block sums, and each block's 32 values
-/// permuted into the order the kernels unpack weights in (see `BlockDot`).
-/// `sums[v · blocks + b] = Σ x[v, 32b ..< 32b+32]`; `permuted[v · width + 32b + 4(4h + i) + w] = x[v, 32b + 16h + 4w + i]`.
+/// permuted into the order the kernels unpack weights in (see `BlockUnpack`).
+/// `sums[v · blocks + b] = Σ x[v, 32b ..< 32b+32]`; `permuted[v · width + 32b + 8i + 4h + w] = x[v, 32b + 16h + 4w + i]`.
 enum BlockSums {
     static func compute(_ x: UnsafePointer<Float>, vectors: Int, width: Int, into sums: UnsafeMutablePointer<Float>,
                         permuted: UnsafeMutablePointer<Float>) {
@@ -32,59 +32,55 @@ enum BlockSums {
                 let a = raw.loadUnaligned(fromByteOffset: base * 4, as: SIMD16<Float>.self)
                 let c = raw.loadUnaligned(fromByteOffset: base * 4 + 64, as: SIMD16<Float>.self)
                 sums[v * blocks + b] = (a + c).sum()
-                for h in 0..<2 { for i in 0..<4 { for w in 0..<4 { permuted[base + 4 * (4 * h + i) + w] = x[base + 16 * h + 4 * w + i] } } }
+                for i in 0..<4 { for h in 0..<2 { for w in 0..<4 { permuted[base + 8 * i + 4 * h + w] = x[base + 16 * h + 4 * w + i] } } }
             }
         }
     }
 }
 
-/// Eight 4-lane vectors of one block's 32 quantized values as Float, lane w of vector 4h + i being
-/// element 16h + 4w + i. Built from 32-bit words with shifts, masks and the 2²³ float trick
-/// (`Float(bitPattern: 0x4B00_0000 | q) − 2²³ == q` for q < 2²³), because Swift's generic SIMD
-/// integer → float conversions are not inlined in this build and cost more than the dot itself.
-typealias UnpackedBlock = (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>)
+/// Four 8-lane vectors of one block's 32 quantized values as Float: lane 4h + w of vector i is
+/// element 16h + 4w + i. Built from the 16 (or 32) bytes read as 32-bit words — shifts, masks and
+/// the 2²³ float trick (`Float(bitPattern: 0x4B00_0000 | q) − 2²³ == q` for q < 2²³) — because
+/// Swift's generic SIMD integer → float conversions are not inlined across this build and cost
+/// more than the dot itself.
+typealias UnpackedBlock = (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)
 
 enum BlockUnpack {
-    static let magic = SIMD4<UInt32>(repeating: 0x4B00_0000)
-    static let magicFloat = SIMD4<Float>(repeating: 8_388_608)
+    // Constants are literals inside the inlined functions, not `static let`s: a global's lazy
+    // initialisation check (swift_once) inside the loop is a call, which spills every vector register.
+    @inline(__always)
+    static func float(_ q: SIMD8<UInt32>, minus offset: SIMD8<Float>) -> SIMD8<Float> {
+        unsafeBitCast(q | SIMD8<UInt32>(repeating: 0x4B00_0000), to: SIMD8<Float>.self) - offset
+    }
 
     @inline(__always)
-    static func float(_ q: SIMD4<UInt32>, minus offset: SIMD4<Float>) -> SIMD4<Float> {
-        unsafeBitCast(q | magic, to: SIMD4<Float>.self) - offset
+    static func bytes(_ words: SIMD8<UInt32>, minus offset: SIMD8<Float>) -> UnpackedBlock {
+        (float(words & 0xFF, minus: offset), float((words &>> 8) & 0xFF, minus: offset),
+         float((words &>> 16) & 0xFF, minus: offset), float(words &>> 24, minus: offset))
     }
 
     /// 16 bytes of nibbles: element j = low nibble of byte j, element j + 16 = high nibble.
     @inline(__always)
     static func nibbles(_ qs: UnsafeRawPointer) -> UnpackedBlock {
         let words = qs.loadUnaligned(as: SIMD4<UInt32>.self)
-        let low = words & 0x0F0F_0F0F, high = (words &>> 4) & 0x0F0F_0F0F
-        let m = magicFloat
-        return (float(low & 0xFF, minus: m), float((low &>> 8) & 0xFF, minus: m), float((low &>> 16) & 0xFF, minus: m), float(low &>> 24, minus: m),
-                float(high & 0xFF, minus: m), float((high &>> 8) & 0xFF, minus: m), float((high &>> 16) & 0xFF, minus: m), float(high &>> 24, minus: m))
+        return bytes(SIMD8(lowHalf: words & 0x0F0F_0F0F, highHalf: (words &>> 4) & 0x0F0F_0F0F), minus: SIMD8<Float>(repeating: 8_388_608))
     }
 
     /// 32 signed bytes, in order.
     @inline(__always)
     static func signedBytes(_ qs: UnsafeRawPointer) -> UnpackedBlock {
         // Flipping the sign bit maps an int8 s to the uint8 s + 128.
-        let first = qs.loadUnaligned(as: SIMD4<UInt32>.self) ^ 0x8080_8080
-        let second = qs.loadUnaligned(fromByteOffset: 16, as: SIMD4<UInt32>.self) ^ 0x8080_8080
-        let m = magicFloat + 128
-        return (float(first & 0xFF, minus: m), float((first &>> 8) & 0xFF, minus: m), float((first &>> 16) & 0xFF, minus: m), float(first &>> 24, minus: m),
-                float(second & 0xFF, minus: m), float((second &>> 8) & 0xFF, minus: m), float((second &>> 16) & 0xFF, minus: m), float(second &>> 24, minus: m))
+        let words = qs.loadUnaligned(as: SIMD8<UInt32>.self) ^ 0x8080_8080
+        return bytes(words, minus: SIMD8<Float>(repeating: 8_388_736))
     }
 
-    /// Σ q · x over the block, as 4 partial sums (x permuted as the unpacked order).
+    /// Σ q · x over the block, as 8 partial sums (x permuted as the unpacked order).
     @inline(__always)
-    static func dot(_ q: UnpackedBlock, _ x: UnsafeRawPointer) -> SIMD4<Float> {
-        var acc = q.0 * x.loadUnaligned(as: SIMD4<Float>.self)
-        acc.addProduct(q.1, x.loadUnaligned(fromByteOffset: 16, as: SIMD4<Float>.self))
-        acc.addProduct(q.2, x.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self))
-        acc.addProduct(q.3, x.loadUnaligned(fromByteOffset: 48, as: SIMD4<Float>.self))
-        acc.addProduct(q.4, x.loadUnaligned(fromByteOffset: 64, as: SIMD4<Float>.self))
-        acc.addProduct(q.5, x.loadUnaligned(fromByteOffset: 80, as: SIMD4<Float>.self))
-        acc.addProduct(q.6, x.loadUnaligned(fromByteOffset: 96, as: SIMD4<Float>.self))
-        acc.addProduct(q.7, x.loadUnaligned(fromByteOffset: 112, as: SIMD4<Float>.self))
+    static func dot(_ q: UnpackedBlock, _ x: UnsafeRawPointer) -> SIMD8<Float> {
+        var acc = q.0 * x.loadUnaligned(as: SIMD8<Float>.self)
+        acc.addProduct(q.1, x.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
+        acc.addProduct(q.2, x.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self))
+        acc.addProduct(q.3, x.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self))
         return acc
     }
 }
@@ -131,11 +127,11 @@ enum BlockDot {
         if vectors == 1 {
             for r in rows {
                 let row = weights + r * rowBytes
-                var acc = SIMD4<Float>()
+                var acc = SIMD8<Float>()
                 var offsetSum: Float = 0
                 for b in 0..<blocks {
                     let (q, d, m) = unpack(type, row + b * blockBytes)
-                    acc.addProduct(BlockUnpack.dot(q, xRaw + b * 128), SIMD4(repeating: d))
+                    acc.addProduct(BlockUnpack.dot(q, xRaw + b * 128), SIMD8(repeating: d))
                     offsetSum += m * sums[b]
                 }
                 out[r] = acc.sum() + offsetSum
@@ -152,11 +148,11 @@ enum BlockDot {
             let stride = width * 4
             for r in rows {
                 let row = weights + r * rowBytes
-                var a0 = SIMD4<Float>(), a1 = SIMD4<Float>(), a2 = SIMD4<Float>(), a3 = SIMD4<Float>()
+                var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
                 var m0: Float = 0, m1: Float = 0, m2: Float = 0, m3: Float = 0
                 for b in 0..<blocks {
                     let (q, d, m) = unpack(type, row + b * blockBytes)
-                    let dv = SIMD4<Float>(repeating: d), o = b * 128
+                    let dv = SIMD8<Float>(repeating: d), o = b * 128
                     a0.addProduct(BlockUnpack.dot(q, xg + o), dv)
                     m0 += m * sg[b]
                     if group > 1 { a1.addProduct(BlockUnpack.dot(q, xg + stride + o), dv); m1 += m * sg[blocks + b] }
