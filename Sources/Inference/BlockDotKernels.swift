@@ -138,16 +138,17 @@ enum BlockDot {
             }
             return
         }
-        // Several activation rows (batched decode): each block is unpacked once and used for all
-        // of them, four at a time.
-        var v0 = 0
-        while v0 < vectors {
-            let group = min(4, vectors - v0)
-            let xg = xRaw + v0 * width * 4
-            let sg = sums + v0 * blocks
-            let stride = width * 4
-            for r in rows {
-                let row = weights + r * rowBytes
+        // Several activation rows (batched decode): each block is unpacked once and used for four
+        // of them at a time; the row (≤ a few KB) stays in L1 across the groups, so the weights
+        // stream from memory once per step whatever the batch size.
+        let stride = width * 4
+        for r in rows {
+            let row = weights + r * rowBytes
+            var v0 = 0
+            while v0 < vectors {
+                let group = min(4, vectors - v0)
+                let xg = xRaw + v0 * stride
+                let sg = sums + v0 * blocks
                 var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
                 var m0: Float = 0, m1: Float = 0, m2: Float = 0, m3: Float = 0
                 for b in 0..<blocks {
@@ -163,8 +164,8 @@ enum BlockDot {
                 if group > 1 { out[(v0 + 1) * outStride + r] = a1.sum() + m1 }
                 if group > 2 { out[(v0 + 2) * outStride + r] = a2.sum() + m2 }
                 if group > 3 { out[(v0 + 3) * outStride + r] = a3.sum() + m3 }
+                v0 += group
             }
-            v0 += group
         }
     }
 }
