@@ -1,3 +1,4 @@
+import CInferenceKernels
 import Checkpoints
 import Dispatch
 import TensorMath
@@ -15,6 +16,22 @@ final class LinearScratch {
     private(set) var sums = FloatBuffer(count: 0)
     private(set) var tile = FloatBuffer(count: 0)
     private(set) var permuted = FloatBuffer(count: 0)
+    private(set) var scales = FloatBuffer(count: 0)
+    private(set) var quantized = UnsafeMutablePointer<Int16>.allocate(capacity: 1)
+    private(set) var quantizedCount = 1
+    deinit { quantized.deallocate() }
+    func scales(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if scales.count < count { scales = FloatBuffer(count: count) }
+        return scales.pointer
+    }
+    func quantized(_ count: Int) -> UnsafeMutablePointer<Int16> {
+        if quantizedCount < count {
+            quantized.deallocate()
+            quantized = UnsafeMutablePointer<Int16>.allocate(capacity: count)
+            quantizedCount = count
+        }
+        return quantized
+    }
     func permuted(_ count: Int) -> UnsafeMutablePointer<Float> {
         if permuted.count < count { permuted = FloatBuffer(count: count) }
         return permuted.pointer
@@ -37,7 +54,19 @@ final class LinearScratch {
 /// - Many rows (prefill): tiles of the weight are dequantized (in parallel) into a Float32 scratch
 ///   and multiplied by sgemm — compute-bound work where OpenBLAS's kernel wins over any
 ///   block-by-block loop (measured in the bench: see docs/ARCHITECTURE.md Inference).
+/// Which direct kernel decode uses.
+public enum DecodeKernel: Sendable {
+    /// AVX2 C kernel: weights widened to int16 × x rounded to int16 per block (vpmaddwd).
+    case int16
+    /// Swift SIMD: weights unpacked to Float, x exact (`BlockDot`).
+    case float
+}
+
 enum QuantizedLinear {
+    /// Measured (bench `kernels`, SmolLM2 Q4_1, shared 2-core machine): Float 24–40 tokens/s,
+    /// int16 19–31 — decode waits on the weight stream, so the int16 kernel's fewer instructions
+    /// do not pay here. The bench keeps comparing both.
+    nonisolated(unsafe) static var kernel: DecodeKernel = .float
     /// From this many rows on, tiles + sgemm (decided by measurement on SmolLM2, see the bench).
     static let defaultGEMMThreshold = 12
     nonisolated(unsafe) static var gemmThreshold = defaultGEMMThreshold
@@ -77,8 +106,15 @@ enum QuantizedLinear {
         if blockJobs.isEmpty { return }
         let blocks = inFeatures / 32
         let sums = scratch.sums(n * blocks)
-        let permuted = scratch.permuted(n * inFeatures)
-        BlockSums.compute(input, vectors: n, width: inFeatures, into: sums, permuted: permuted)
+        let useInt16 = kernel == .int16
+        let permuted = scratch.permuted(useInt16 ? 1 : n * inFeatures)
+        let scales = scratch.scales(n * blocks)
+        let quantized = scratch.quantized(useInt16 ? n * inFeatures : 1)
+        if useInt16 {
+            lf_quantize_i16(input, n, inFeatures, quantized, scales, sums)
+        } else {
+            BlockSums.compute(input, vectors: n, width: inFeatures, into: sums, permuted: permuted)
+        }
         let totalRows = blockJobs.reduce(0) { $0 + $1.weight.rows }
         // Below ~64k multiply-adds a fork/join costs more than it saves.
         let parts = totalRows * inFeatures * n < 65_536 ? 1 : min(Parallel.threadCount, totalRows)
@@ -87,10 +123,14 @@ enum QuantizedLinear {
             var base = 0
             for job in blockJobs {
                 let lower = max(start, base), upper = min(end, base + job.weight.rows)
-                if lower < upper {
-                    guard case .blocks(let type, let weights) = job.weight.storage else { continue }
-                    BlockDot.rows(type, weights: weights, rows: (lower - base)..<(upper - base), blocks: blocks, permuted: permuted,
-                                  sums: sums, vectors: n, out: job.out, outStride: job.outStride)
+                if lower < upper, case .blocks(let type, let weights) = job.weight.storage {
+                    if useInt16 {
+                        lf_rows_i16(Int32(type.rawValue), weights.assumingMemoryBound(to: UInt8.self), lower - base, upper - base, blocks,
+                                    quantized, scales, sums, n, job.out, job.outStride)
+                    } else {
+                        BlockDot.rows(type, weights: weights, rows: (lower - base)..<(upper - base), blocks: blocks, permuted: permuted,
+                                      sums: sums, vectors: n, out: job.out, outStride: job.outStride)
+                    }
                 }
                 base += job.weight.rows
             }
@@ -122,3 +162,6 @@ enum QuantizedLinear {
 public func setPrefillGEMMThreshold(_ rows: Int?) {
     QuantizedLinear.gemmThreshold = rows ?? QuantizedLinear.defaultGEMMThreshold
 }
+
+/// Benchmarks and tests: choose the direct decode kernel.
+public func setDecodeKernel(_ kernel: DecodeKernel) { QuantizedLinear.kernel = kernel }

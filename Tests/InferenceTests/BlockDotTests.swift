@@ -9,6 +9,16 @@ final class BlockDotTests: XCTestCase {
     /// |Δ| ≤ n·ε·Σ|w·x| with n ≈ 2 + blocks (one rounding per FMA chain step and per block sum);
     /// 1e-5·Σ|w·x| is ~10× that for 6 blocks. A wrong nibble order, offset or scale is off by O(Σ|w·x|).
     func check(_ type: GGMLType, rows: Int, columns: Int, vectors: Int, line: UInt = #line) throws {
+        setDecodeKernel(.float)
+        try check(type, rows: rows, columns: columns, vectors: vectors, kernel: .float, line: line)
+        setDecodeKernel(.int16)
+        defer { setDecodeKernel(.float) }
+        try check(type, rows: rows, columns: columns, vectors: vectors, kernel: .int16, line: line)
+    }
+
+    /// The int16 kernel rounds x to int16 per block: |Δx| ≤ max|x_block| / 65534, so its extra
+    /// error is bounded by Σ_b Σ|w_b| · max|x_b| / 65534 (added to the Float32 bound).
+    func check(_ type: GGMLType, rows: Int, columns: Int, vectors: Int, kernel: DecodeKernel, line: UInt) throws {
         let values = Support.randomFloats(rows * columns, seed: UInt64(rows * 31 + columns + Int(type.rawValue)))
         let matrix = try values.withUnsafeBufferPointer {
             try BlockQuantizer.matrix(type, name: "w", values: $0.baseAddress!, rows: rows, columns: columns)
@@ -33,18 +43,25 @@ final class BlockDotTests: XCTestCase {
         var worst = 0.0
         for v in 0..<vectors {
             for r in 0..<rows {
-                var exact = 0.0, magnitude = 0.0
-                for c in 0..<columns {
-                    let p = Double(dequantized[r * columns + c]) * Double(x[v * columns + c])
-                    exact += p
-                    magnitude += abs(p)
+                var exact = 0.0, magnitude = 0.0, roundingBound = 0.0
+                for b in 0..<(columns / 32) {
+                    var wSum = 0.0, xMax = 0.0
+                    for c in (b * 32)..<(b * 32 + 32) {
+                        let p = Double(dequantized[r * columns + c]) * Double(x[v * columns + c])
+                        exact += p
+                        magnitude += abs(p)
+                        wSum += abs(Double(dequantized[r * columns + c]))
+                        xMax = max(xMax, abs(Double(x[v * columns + c])))
+                    }
+                    roundingBound += wSum * xMax / 65534
                 }
                 let error = abs(Double(out[v * rows + r]) - exact)
                 worst = max(worst, error / magnitude)
-                XCTAssertLessThanOrEqual(error, 1e-5 * magnitude + 1e-6, "\(type.name) row \(r) vector \(v): \(out[v * rows + r]) vs \(exact)", line: line)
+                let bound = 1e-5 * magnitude + 1e-6 + (kernel == .int16 ? roundingBound : 0)
+                XCTAssertLessThanOrEqual(error, bound, "\(type.name) \(kernel) row \(r) vector \(v): \(out[v * rows + r]) vs \(exact)", line: line)
             }
         }
-        print("\(type.name) \(rows)×\(columns), \(vectors) vector(s): worst |Δ|/Σ|w·x| = \(worst)")
+        print("\(type.name) \(kernel) \(rows)×\(columns), \(vectors) vector(s): worst |Δ|/Σ|w·x| = \(worst)")
     }
 
     func testQ4_0() throws {

@@ -115,3 +115,19 @@ final class QuantizedModelTests: XCTestCase {
         XCTAssertEqual(try engine.greedy(prompt: ids, maxTokens: Support.ints(json, "greedy_ids").count), Support.ints(json, "greedy_ids"))
     }
 }
+
+/// The int16 decode kernel inside the real model: same greedy ids as transformers.
+final class Int16KernelModelTests: XCTestCase {
+    func testTinyAndSmolLM2GreedyWithInt16Kernel() throws {
+        setDecodeKernel(.int16)
+        defer { setDecodeKernel(.float) }
+        let path = Support.modelFixture("tiny_llama_gguf", "tiny_llama.Q8_0.gguf")
+        let engine = try QuantizedLlama.load(path: path)
+        let reference = try ModelLoader.loadLanguageModel(path: path)
+        XCTAssertEqual(try engine.greedy(prompt: [3, 17, 42, 99], maxTokens: 12), try reference.greedy(prompt: [3, 17, 42, 99], maxTokens: 12))
+        let smol = try Support.smolLM2Engine()
+        let json = try Support.caseJSON("smollm2")
+        XCTAssertEqual(try smol.greedy(prompt: Support.ints(json, "input_ids"), maxTokens: Support.ints(json, "greedy_ids").count),
+                       Support.ints(json, "greedy_ids"))
+    }
+}

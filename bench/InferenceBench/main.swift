@@ -42,6 +42,26 @@ if wants("prefill") {
     }
 }
 
+func decodeRate(steps: Int) throws -> Double {
+    let ids = prompt(32, seed: 2)
+    let cache = engine.makeCache(capacity: 32 + steps + 9)
+    var logits = try engine.decode(tokens: ids, cache: cache)
+    var next = Sampler.argmax(logits)
+    for _ in 0..<8 { logits = try engine.decode(tokens: [next], cache: cache); next = Sampler.argmax(logits) }
+    let start = now()
+    for _ in 0..<steps { logits = try engine.decode(tokens: [next], cache: cache); next = Sampler.argmax(logits) }
+    return Double(steps) / (now() - start)
+}
+
+if wants("kernels") {
+    // The two direct decode kernels on the same file.
+    setDecodeKernel(.float)
+    let float = try decodeRate(steps: 48)
+    setDecodeKernel(.int16)
+    let int16 = try decodeRate(steps: 48)
+    emit(["what": "kernels", "float_tokens_per_second": float, "int16_tokens_per_second": int16])
+}
+
 if wants("decode") {
     let ids = prompt(32, seed: 2)
     let cache = engine.makeCache(capacity: 32 + 129)
