@@ -118,11 +118,9 @@ public final class QuantizedLlama {
             throw ForgeError(.usage, "step: two sequences share one KV cache")
         }
         let n = counts.reduce(0, +)
-        let maxContext = zip(sequences, counts).map { $0.cache.length + $1 }.max()!
         let maxScores = zip(sequences, counts).map { SequenceAttention.scratchCount(tokens: $1, context: $0.cache.length + $1, heads: c.numAttentionHeads) }.max()!
         let selected = zip(sequences, counts).reduce(0) { $0 + ($1.0.rows == .last ? 1 : $1.1) }
         let w = workspace.prepare(config: c, rows: max(n, selected), scores: maxScores)
-        _ = maxContext
 
         // Embeddings.
         var row = 0
