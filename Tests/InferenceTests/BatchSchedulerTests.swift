@@ -111,3 +111,34 @@ final class ResultsBox: @unchecked Sendable {
     /// True the first time only.
     func firstToken() -> Bool { lock.lock(); defer { lock.unlock() }; if sawToken { return false }; sawToken = true; return true }
 }
+
+final class SchedulerPrefixAndEmbeddingTests: XCTestCase {
+    /// Requests one after another through the scheduler reuse the cached prefix and still give the
+    /// uncached output.
+    func testSchedulerReusesPrefixesWithUnchangedOutput() throws {
+        let e = try QuantizedLlama.load(path: Support.modelFixture("tiny_llama_gguf", "tiny_llama.Q8_0.gguf"))
+        let shared = (0..<24).map { ($0 * 11 + 2) % 300 }
+        let scheduler = BatchScheduler(engine: e, prefixCache: PrefixCache(config: e.config, blockSize: 8))
+        defer { scheduler.shutdown() }
+        for tail in [[1, 2], [3, 4, 5], [6]] {
+            let prompt = shared + tail
+            let result = try scheduler.generate(GenerationRequest(prompt: prompt, maxTokens: 8))
+            XCTAssertEqual(result.tokens, try e.greedy(prompt: prompt, maxTokens: 8))
+            if tail != [1, 2] { XCTAssertEqual(result.cachedPromptTokens, 24) }
+        }
+    }
+
+    /// Input embeddings (the LLaVA path: image rows spliced into the text rows) give the same
+    /// logits as the token ids whose embedding rows they are.
+    func testEmbeddingInputEqualsTokenInput() throws {
+        let e = try QuantizedLlama.load(path: Support.modelFixture("tiny_llama_gguf", "tiny_llama.Q8_0.gguf"))
+        let ids = [5, 77, 123, 9, 250, 31, 64, 2, 199]
+        let hidden = e.config.hiddenSize
+        var rows = [Float](repeating: 0, count: ids.count * hidden)
+        rows.withUnsafeMutableBufferPointer { p in for (i, id) in ids.enumerated() { e.embedding.row(id, into: p.baseAddress! + i * hidden) } }
+        let byTokens = try e.decode(tokens: ids, cache: e.makeCache(capacity: 16), rows: .all)
+        let byEmbeddings = try e.decode(embeddings: rows, cache: e.makeCache(capacity: 16), rows: .all)
+        XCTAssertEqual(byTokens, byEmbeddings)
+        XCTAssertThrowsError(try e.decode(embeddings: [1, 2, 3], cache: e.makeCache(capacity: 4)))
+    }
+}
