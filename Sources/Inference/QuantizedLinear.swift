@@ -70,8 +70,11 @@ enum QuantizedLinear {
     /// From this many rows on, tiles + sgemm (decided by measurement on SmolLM2, see the bench).
     static let defaultGEMMThreshold = 12
     nonisolated(unsafe) static var gemmThreshold = defaultGEMMThreshold
-    /// Dequantized tile size in floats (~1 MB: stays in L2 between dequantization and sgemm).
-    static let tileFloats = 262_144
+    /// Dequantized tile size in floats (16 MB: every SmolLM2 layer matrix in one tile). Small tiles
+    /// (1 MB, L2-sized) were slower: each tile alternates our dequantization threads with
+    /// OpenBLAS's, whose idle threads spin in sched_yield — measured ~50% of prefill time on the
+    /// loaded 2-core machine.
+    static let tileFloats = 4_194_304
 
     static func forward(jobs: [LinearJob], input: UnsafePointer<Float>, vectors n: Int, inFeatures: Int, scratch: LinearScratch) {
         if n >= gemmThreshold {

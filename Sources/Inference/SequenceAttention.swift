@@ -10,9 +10,18 @@ enum SequenceAttention {
     /// From this many new queries on, the scores go through GEMM (as in Models).
     static let gemmThreshold = 8
 
+    /// Prefill scores several heads per parallel softmax pass, up to this many floats of scores
+    /// (16 MB): fewer switches between OpenBLAS's threads and ours (its idle threads spin in
+    /// sched_yield, which on a loaded machine cost a third of prefill time).
+    nonisolated(unsafe) static var prefillScoreFloats = 4_194_304
+
+    static func headsPerPass(tokens t: Int, context: Int, heads: Int) -> Int {
+        max(1, min(heads, prefillScoreFloats / max(1, t * context)))
+    }
+
     /// Floats of score scratch `forward` needs.
     static func scratchCount(tokens t: Int, context: Int, heads: Int) -> Int {
-        t >= gemmThreshold ? t * context : heads * t * context
+        t >= gemmThreshold ? headsPerPass(tokens: t, context: context, heads: heads) * t * context : heads * t * context
     }
 
     static func forward(
@@ -24,18 +33,30 @@ enum SequenceAttention {
         let qWidth = heads * d, kvWidth = kvHeads * d, group = heads / kvHeads
         let scale = 1 / Float(d).squareRoot()
         if t >= gemmThreshold {
-            for h in 0..<heads {
-                let g = h / group
-                BLAS.gemm(.none, .transpose, m: t, n: context, k: d, alpha: scale,
-                          a: q + h * d, lda: qWidth, b: keys + g * d, ldb: kvWidth, c: scores, ldc: context)
-                Parallel.forEachRow(t, rowWork: context * 8) { i in
-                    let row = scores + i * context
+            // Per pass of `perPass` heads: their score GEMMs, one parallel softmax over all their
+            // rows, their value GEMMs.
+            let perPass = headsPerPass(tokens: t, context: context, heads: heads)
+            var first = 0
+            while first < heads {
+                let count = min(perPass, heads - first)
+                for j in 0..<count {
+                    let h = first + j, g = h / group
+                    BLAS.gemm(.none, .transpose, m: t, n: context, k: d, alpha: scale,
+                              a: q + h * d, lda: qWidth, b: keys + g * d, ldb: kvWidth, c: scores + j * t * context, ldc: context)
+                }
+                Parallel.forEachRow(count * t, rowWork: context * 8) { item in
+                    let i = item % t
+                    let row = scores + item * context
                     let valid = offset + i + 1
                     softmax(row, count: valid)
                     if valid < context { (row + valid).update(repeating: 0, count: context - valid) }
                 }
-                BLAS.gemm(.none, .none, m: t, n: d, k: context,
-                          a: scores, lda: context, b: values + g * d, ldb: kvWidth, c: out + h * d, ldc: qWidth)
+                for j in 0..<count {
+                    let h = first + j, g = h / group
+                    BLAS.gemm(.none, .none, m: t, n: d, k: context,
+                              a: scores + j * t * context, lda: context, b: values + g * d, ldb: kvWidth, c: out + h * d, ldc: qWidth)
+                }
+                first += count
             }
             return
         }

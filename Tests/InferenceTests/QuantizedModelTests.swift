@@ -131,3 +131,22 @@ final class Int16KernelModelTests: XCTestCase {
                        Support.ints(json, "greedy_ids"))
     }
 }
+
+final class PrefillAttentionPassTests: XCTestCase {
+    /// Prefill attention split into passes of 1, 3 or all heads gives the float path's logits.
+    func testHeadPassesMatchFloatPath() throws {
+        let path = Support.modelFixture("tiny_llama_gguf", "tiny_llama.Q8_0.gguf")
+        let engine = try QuantizedLlama.load(path: path)
+        let reference = try ModelLoader.loadLanguageModel(path: path)
+        let ids = (0..<40).map { ($0 * 53 + 11) % 300 }
+        let expected = try reference.decode(tokens: ids, cache: KVCache(config: reference.config, capacity: 40), rows: .all)
+        let saved = SequenceAttention.prefillScoreFloats
+        defer { SequenceAttention.prefillScoreFloats = saved }
+        for heads in [1, 3, 4] {
+            SequenceAttention.prefillScoreFloats = heads * 40 * 40
+            XCTAssertEqual(SequenceAttention.headsPerPass(tokens: 40, context: 40, heads: 4), heads)
+            let got = try engine.decode(tokens: ids, cache: engine.makeCache(capacity: 40), rows: .all)
+            XCTAssertLessThanOrEqual(Support.maxAbsDifference(got, expected), 1e-4, "\(heads) heads per pass")
+        }
+    }
+}
