@@ -87,6 +87,17 @@ let package = Package(
         // LLaMA-family decoder, CLIP ViT, projector, LLaVA composition; configs and key mapping.
         .target(name: "Models", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Tokenizers", "Imaging"], swiftSettings: hotPath),
 
+        // Generation engine: quantized GGUF decode kernels, sampling, prefix cache, batched decode.
+        // Built for haswell (AVX2 + FMA + F16C, as llama.cpp's default x86 build) so the block kernels vectorize.
+        // AVX2 int16 block kernels (vpmaddwd), which Swift's SIMD types cannot express.
+        .target(name: "CInferenceKernels", cSettings: [.unsafeFlags(["-O3", "-mavx2", "-mfma", "-mf16c"])]),
+        .target(name: "Inference", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Models", "CInferenceKernels"],
+                swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "haswell"])]),
+
+        // bench/decode_bench.sh's driver (not a product).
+        .executableTarget(name: "InferenceBench", dependencies: ["Inference", "Models", "TensorMath"], path: "bench/InferenceBench",
+                          swiftSettings: hotPath),
+
         .executableTarget(name: "LlavaForgeCLI", dependencies: [
             "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Parsing", "Generation", "Export",
             "Quality", "Pipeline",
@@ -115,6 +126,7 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizers", "Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference", "Models", "TensorMath", "Checkpoints", "ForgeCore"]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

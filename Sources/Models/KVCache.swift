@@ -44,7 +44,11 @@ public final class KVCache {
         length = count
     }
 
-    func advance(by count: Int) { length += count }
+    /// Marks `count` more positions valid (after a kernel outside Models wrote their rows).
+    public func advance(by count: Int) {
+        precondition(count >= 0 && length + count <= capacity, "KVCache: cannot advance \(length) by \(count) past \(capacity)")
+        length += count
+    }
 }
 
 /// Per-step buffers of the cached path, sized for `tokens` new positions against `context` keys.

@@ -1,0 +1,143 @@
+import ForgeCore
+import Foundation
+
+/// How the next token is chosen from the logits. Defaults are greedy.
+public struct SamplingOptions: Sendable, Equatable {
+    /// 0 = greedy (argmax, first on ties); otherwise logits are divided by it.
+    public var temperature: Float
+    /// Keep only the k most likely tokens (0 = off).
+    public var topK: Int
+    /// Nucleus: keep the smallest most-likely set whose probability reaches top_p (1 = off).
+    public var topP: Float
+    /// Drop tokens below min_p × the top token's probability (0 = off).
+    public var minP: Float
+    /// CTRL / transformers repetition penalty over the prompt and generated ids (1 = off).
+    public var repetitionPenalty: Float
+    public var seed: UInt64
+
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, minP: Float = 0, repetitionPenalty: Float = 1, seed: UInt64 = 0) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.minP = minP
+        self.repetitionPenalty = repetitionPenalty
+        self.seed = seed
+    }
+
+    public static let greedy = SamplingOptions()
+
+    /// Bad values are a usage error (the server turns it into a 400).
+    public func validate() throws {
+        guard temperature.isFinite, temperature >= 0 else { throw ForgeError(.usage, "temperature must be ≥ 0, got \(temperature)") }
+        guard topK >= 0 else { throw ForgeError(.usage, "top_k must be ≥ 0, got \(topK)") }
+        guard topP > 0, topP <= 1 else { throw ForgeError(.usage, "top_p must be in (0, 1], got \(topP)") }
+        guard minP >= 0, minP < 1 else { throw ForgeError(.usage, "min_p must be in [0, 1), got \(minP)") }
+        guard repetitionPenalty.isFinite, repetitionPenalty > 0 else { throw ForgeError(.usage, "repetition_penalty must be > 0, got \(repetitionPenalty)") }
+    }
+}
+
+/// Draws tokens with a seeded generator: the same seed, logits and options give the same ids.
+public struct Sampler {
+    public let options: SamplingOptions
+    private var random: SeededRandom
+
+    public init(_ options: SamplingOptions) {
+        self.options = options
+        random = SeededRandom(seed: options.seed, key: "sampler")
+    }
+
+    /// The next token id. `history` (prompt + generated ids) feeds the repetition penalty.
+    public mutating func next(logits input: [Float], history: [Int] = []) -> Int {
+        var logits = input
+        if options.repetitionPenalty != 1 {
+            let p = options.repetitionPenalty
+            for id in Set(history) where id >= 0 && id < logits.count {
+                logits[id] = logits[id] > 0 ? logits[id] / p : logits[id] * p
+            }
+        }
+        if options.temperature == 0 { return Sampler.argmax(logits) }
+        return logits.withUnsafeBufferPointer { draw($0) }
+    }
+
+    /// Index of the largest value (first on ties, like torch.argmax).
+    public static func argmax(_ values: [Float]) -> Int {
+        values.withUnsafeBufferPointer { v in
+            var best = 0
+            for i in 1..<v.count where v[i] > v[best] { best = i }
+            return best
+        }
+    }
+
+    /// Temperature → softmax → top-k / top-p / min-p filters → one draw over what is left.
+    private mutating func draw(_ logits: UnsafeBufferPointer<Float>) -> Int {
+        let inverseT = 1 / options.temperature
+        var maxLogit = -Float.infinity
+        for v in logits { maxLogit = max(maxLogit, v) }
+        var probs = [Float](repeating: 0, count: logits.count)
+        var total = 0.0
+        for i in 0..<logits.count {
+            let e = expf((logits[i] - maxLogit) * inverseT)
+            probs[i] = e
+            total += Double(e)
+        }
+        let scale = Float(1 / total)
+        for i in 0..<probs.count { probs[i] *= scale }
+        let top = probs.max() ?? 1
+        if options.topK == 0 && options.topP >= 1 && options.minP == 0 {
+            return pick(probs.indices, probs: probs)
+        }
+        // Candidates, most likely first. Sorting the whole vocabulary each step would cost more than
+        // a decode step, so only tokens above a threshold are sorted, and the threshold is lowered
+        // until the kept set provably contains everything the filters keep.
+        var threshold = top * 1e-3
+        var candidates: [Int]
+        var complete = false  // the kept set holds every token the top-k / min-p filters keep
+        while true {
+            candidates = probs.indices.filter { probs[$0] >= threshold }
+            candidates.sort { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
+            let enoughForK = options.topK == 0 ? threshold == 0 : candidates.count >= options.topK
+            var mass: Float = 0
+            for id in candidates { mass += probs[id] }
+            let enoughForP = options.topP < 1 && mass >= options.topP
+            let enoughForMinP = options.minP > 0 && threshold <= options.minP * top
+            complete = enoughForK || enoughForMinP || threshold == 0
+            if complete || enoughForP { break }
+            threshold = threshold > 1e-12 ? threshold * 1e-3 : 0
+        }
+        if options.topK > 0, candidates.count > options.topK { candidates.removeSubrange(options.topK...) }
+        if options.minP > 0 {
+            let floor = options.minP * top
+            candidates = candidates.filter { probs[$0] >= floor }
+        }
+        if options.topP < 1 {
+            // transformers applies top-p to the distribution renormalized after top-k / min-p.
+            var denominator: Float = 1
+            if complete && (options.topK > 0 || options.minP > 0) { denominator = candidates.reduce(0) { $0 + probs[$1] } }
+            let target = options.topP * denominator
+            var mass: Float = 0
+            var keep = 0
+            for id in candidates {
+                keep += 1
+                mass += probs[id]
+                if mass >= target { break }
+            }
+            candidates.removeSubrange(keep...)
+        }
+        return pick(candidates, probs: probs)
+    }
+
+    /// One draw proportional to `probs` over `ids`.
+    private mutating func pick<C: Collection>(_ ids: C, probs: [Float]) -> Int where C.Element == Int {
+        var kept: Double = 0
+        for id in ids { kept += Double(probs[id]) }
+        let u = Double(random.next() >> 11) / Double(1 << 53) * kept
+        var cumulative = 0.0
+        var last = 0
+        for id in ids {
+            cumulative += Double(probs[id])
+            last = id
+            if u < cumulative { return id }
+        }
+        return last
+    }
+}

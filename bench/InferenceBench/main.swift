@@ -1,0 +1,129 @@
+// Engine benchmark driven by bench/decode_bench.sh: prefill / decode tokens/s of a GGUF through
+// `QuantizedLlama`, prefix-cache time to first token, batched decode at several concurrencies.
+// Prints one JSON object per line (the script tabulates them).
+import Dispatch
+import Foundation
+import Inference
+import Models
+import TensorMath
+
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+func emit(_ fields: [String: Any]) {
+    let data = try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+    fflush(stdout)
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 2 else {
+    FileHandle.standardError.write(Data("usage: InferenceBench MODEL.gguf [all|decode|prefill|prefix|batch|threshold]\n".utf8))
+    exit(2)
+}
+let only = arguments.count > 2 ? arguments[2] : "all"
+func wants(_ part: String) -> Bool { only == "all" || only == part }
+
+let loadStart = now()
+let engine = try QuantizedLlama.load(path: arguments[1])
+let vocab = engine.config.vocabSize
+func prompt(_ count: Int, seed: Int) -> [Int] { (0..<count).map { ($0 &* 7919 &+ seed &* 104_729 &+ 13) % vocab } }
+emit(["what": "load", "seconds": now() - loadStart, "threads": Parallel.threadCount,
+      "decode_weight_mb": Double(engine.decodeWeightBytes) / 1e6, "blas": BLASRuntime.describe(measure: false)])
+
+if wants("prefill") {
+    for count in [128, 512] {
+        let ids = prompt(count, seed: 1)
+        let cache = engine.makeCache(capacity: count)
+        _ = try engine.decode(tokens: Array(ids.prefix(16)), cache: cache)  // warm-up
+        cache.reset()
+        let start = now()
+        _ = try engine.decode(tokens: ids, cache: cache)
+        let seconds = now() - start
+        emit(["what": "prefill", "tokens": count, "seconds": seconds, "tokens_per_second": Double(count) / seconds])
+    }
+}
+
+func decodeRate(steps: Int) throws -> Double {
+    let ids = prompt(32, seed: 2)
+    let cache = engine.makeCache(capacity: 32 + steps + 9)
+    var logits = try engine.decode(tokens: ids, cache: cache)
+    var next = Sampler.argmax(logits)
+    for _ in 0..<8 { logits = try engine.decode(tokens: [next], cache: cache); next = Sampler.argmax(logits) }
+    let start = now()
+    for _ in 0..<steps { logits = try engine.decode(tokens: [next], cache: cache); next = Sampler.argmax(logits) }
+    return Double(steps) / (now() - start)
+}
+
+if wants("kernels") {
+    // The two direct decode kernels on the same file.
+    setDecodeKernel(.float)
+    let float = try decodeRate(steps: 48)
+    setDecodeKernel(.int16)
+    let int16 = try decodeRate(steps: 48)
+    emit(["what": "kernels", "float_tokens_per_second": float, "int16_tokens_per_second": int16])
+}
+
+if wants("decode") {
+    let ids = prompt(32, seed: 2)
+    let cache = engine.makeCache(capacity: 32 + 129)
+    var logits = try engine.decode(tokens: ids, cache: cache)
+    var next = Sampler.argmax(logits)
+    for _ in 0..<8 { logits = try engine.decode(tokens: [next], cache: cache); next = Sampler.argmax(logits) }  // warm-up
+    let steps = 120
+    let start = now()
+    for _ in 0..<steps { logits = try engine.decode(tokens: [next], cache: cache); next = Sampler.argmax(logits) }
+    let seconds = now() - start
+    emit(["what": "decode", "tokens": steps, "context": cache.length, "seconds": seconds, "tokens_per_second": Double(steps) / seconds,
+          "weight_gb_per_second": Double(engine.decodeWeightBytes) * Double(steps) / seconds / 1e9])
+}
+
+if wants("threshold") {
+    // Prefill of a few tokens: direct block kernels vs dequantized tiles + sgemm.
+    for count in [4, 8, 12, 16, 32] {
+        var times: [String: Double] = [:]
+        for (label, threshold) in [("direct", Int.max), ("tiled", 1)] {
+            Inference.setPrefillGEMMThreshold(threshold)
+            let cache = engine.makeCache(capacity: count)
+            _ = try engine.decode(tokens: prompt(count, seed: 3), cache: cache)
+            cache.reset()
+            let start = now()
+            _ = try engine.decode(tokens: prompt(count, seed: 3), cache: cache)
+            times[label] = now() - start
+        }
+        Inference.setPrefillGEMMThreshold(nil)
+        emit(["what": "threshold", "tokens": count, "direct_seconds": times["direct"]!, "tiled_seconds": times["tiled"]!])
+    }
+}
+
+if wants("prefix") {
+    // 1,500-token prompts sharing a 1,300-token prefix (system message + few-shot examples).
+    let shared = prompt(1300, seed: 4)
+    let first = shared + prompt(200, seed: 5), second = shared + prompt(200, seed: 6)
+    let cold = TextGenerator(engine: engine)
+    let coldResult = try cold.generate(GenerationRequest(prompt: second, maxTokens: 1))
+    let prefixes = PrefixCache(config: engine.config)
+    let warm = TextGenerator(engine: engine, prefixCache: prefixes)
+    _ = try warm.generate(GenerationRequest(prompt: first, maxTokens: 1))
+    let warmResult = try warm.generate(GenerationRequest(prompt: second, maxTokens: 1))
+    emit(["what": "prefix", "prompt_tokens": second.count, "cached_tokens": warmResult.cachedPromptTokens,
+          "ttft_uncached_seconds": coldResult.timeToFirstToken, "ttft_cached_seconds": warmResult.timeToFirstToken,
+          "ratio": warmResult.timeToFirstToken / coldResult.timeToFirstToken, "same_token": coldResult.tokens == warmResult.tokens])
+}
+
+if wants("batch") {
+    var single = 0.0
+    for concurrency in [1, 4, 8] {
+        let caches = (0..<concurrency).map { _ in engine.makeCache(capacity: 256) }
+        var logits = try engine.step((0..<concurrency).map { SequenceStep(tokens: prompt(24, seed: 10 + $0), cache: caches[$0]) })
+        let steps = 48
+        var start = 0.0
+        for s in 0..<(steps + 4) {
+            if s == 4 { start = now() }  // 4 warm-up steps
+            let next = logits.map { Sampler.argmax($0) }
+            logits = try engine.step((0..<concurrency).map { SequenceStep(tokens: [next[$0]], cache: caches[$0]) })
+        }
+        let seconds = now() - start
+        let rate = Double(steps * concurrency) / seconds
+        if concurrency == 1 { single = rate }
+        emit(["what": "batch", "concurrency": concurrency, "aggregate_tokens_per_second": rate, "speedup_vs_1": rate / single])
+    }
+}
