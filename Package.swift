@@ -68,6 +68,9 @@ let package = Package(
         // LLaMA-family decoder, CLIP ViT, projector, LLaVA composition; configs and key mapping.
         .target(name: "Models", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Tokenizers", "Imaging"], swiftSettings: hotPath),
 
+        // Backward through the LLaVA stack, loss, AdamW, schedule, clipping, trainer loop, checkpoints.
+        .target(name: "Training", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Models"], swiftSettings: hotPath),
+
         .executableTarget(name: "LlavaForgeCLI", dependencies: [
             "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Parsing", "Generation", "Export",
             "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "Models",
@@ -89,6 +92,7 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizers", "Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "TensorMath", "Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
