@@ -9,22 +9,41 @@ public enum GradientClipping {
     public static func globalNorm(_ gradients: ParameterBuffer, slots: [ParameterSlot]) -> Double {
         let g = gradients.storage.pointer
         var total = 0.0
+        let workers = Parallel.threadCount
+        let partial = UnsafeMutablePointer<Double>.allocate(capacity: workers)
+        defer { partial.deallocate() }
         for slot in slots {
-            let partial = UnsafeMutablePointer<Double>.allocate(capacity: Parallel.threadCount)
-            defer { partial.deallocate() }
-            partial.initialize(repeating: 0, count: Parallel.threadCount)
-            let chunk = (slot.count + Parallel.threadCount - 1) / Parallel.threadCount
-            Parallel.forEachRange(Parallel.threadCount, grain: slot.count >= 65_536 ? 1 : Parallel.threadCount) { workers in
-                for worker in workers {
+            partial.initialize(repeating: 0, count: workers)
+            let chunk = (slot.count + workers - 1) / workers
+            Parallel.forEachRange(workers, grain: slot.count >= 65_536 ? 1 : workers) { range in
+                for worker in range {
                     let start = worker * chunk, end = min(slot.count, start + chunk)
-                    var sum = 0.0
-                    if start < end { for i in start..<end { let v = Double(g[slot.offset + i]); sum += v * v } }
-                    partial[worker] = sum
+                    partial[worker] = start < end ? sumOfSquares(g + slot.offset + start, count: end - start) : 0
                 }
             }
-            for w in 0..<Parallel.threadCount { total += partial[w] }
+            for w in 0..<workers { total += partial[w] }
         }
         return total.squareRoot()
+    }
+
+    /// Σx² with 8 Float lanes per block of 1024 floats, blocks summed in Double.
+    static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        var total = 0.0, start = 0
+        while start < count {
+            let end = min(count, start + 1024)
+            var lanes = SIMD8<Float>(repeating: 0)
+            var i = start
+            while i + 8 <= end {
+                let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+                lanes += v * v
+                i += 8
+            }
+            var block = Double(lanes.sum())
+            while i < end { block += Double(x[i]) * Double(x[i]); i += 1 }
+            total += block
+            start = end
+        }
+        return total
     }
 
     /// Clips in place; returns the norm before clipping (what torch returns).

@@ -68,6 +68,7 @@ public final class Trainer {
 
     private init(engine: LossAndGradients, model: LlavaModel?, options: TrainerOptions) throws {
         guard options.totalSteps > 0 else { throw ForgeError(.usage, "total_steps must be positive") }
+        _ = BLASRuntime.ensureBestCore()  // before the first sgemm (see BLASRuntime)
         self.engine = engine
         self.model = model
         self.options = options
@@ -96,7 +97,7 @@ public final class Trainer {
         let counted = sequences.reduce(0) { $0 + CausalLMLoss.countedTargets(labels: $1.labels) }
         guard counted > 0 else { throw ForgeError(.badInput, "the step's batch has no trained (non −100) target") }
         let start = DispatchTime.now().uptimeNanoseconds
-        gradients.storage.fill(0)
+        zero(gradients.storage, gradients.totalCount)
         let scale = Float(1 / Double(counted))
         var total = 0.0
         for s in sequences { total += try engine.accumulate(s, lossScale: scale, into: gradients).lossSum }
