@@ -70,6 +70,27 @@ final class TrainerTests: XCTestCase {
         let before = try trainer.engine.loss(fixture.batch)
         let after = try LossAndGradients(model: reloaded).loss(fixture.batch)
         XCTAssertEqual(before, after, accuracy: 1e-9)
+
+        // By hand: LLAVA_FORGE_KEEP_CHECKPOINT=DIR keeps this checkpoint plus our logits of the
+        // batch, for `make_training_fixtures.py --check-checkpoint DIR` (transformers loads it).
+        if let keep = ProcessInfo.processInfo.environment["LLAVA_FORGE_KEEP_CHECKPOINT"], !keep.isEmpty {
+            try trainer.saveCheckpoint(to: keep, configJSON: configJSON)
+            var logits: [Float] = []
+            for s in fixture.batch {
+                let activations = LlamaActivations(config: reloaded.language.config, tokens: s.tokens.count, keepForBackward: false)
+                var projector: ProjectorActivations?
+                if let features = s.features {
+                    let made = ProjectorActivations(config: reloaded.projector.config, rows: features.count / reloaded.projector.config.inputSize)
+                    features.withUnsafeBufferPointer { made.input.copy(from: $0.baseAddress!, count: features.count) }
+                    projector = made
+                }
+                try reloaded.forward(tokens: s.tokens, projectorActivations: projector, activations: activations)
+                logits += activations.logits.toArray()
+            }
+            try logits.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: keep + "/swift_logits.f32"))
+            try JSONSerialization.data(withJSONObject: ["loss": after]).write(to: URL(fileURLWithPath: keep + "/swift_loss.json"))
+            print("kept checkpoint in \(keep)")
+        }
     }
 
     /// 6 steps straight = 3 steps, checkpoint, a fresh process-like reload, 3 more steps.

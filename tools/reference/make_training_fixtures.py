@@ -7,6 +7,11 @@ Run from the repository root (needs torch, transformers, safetensors, numpy):
 
     python3 tools/reference/make_training_fixtures.py
 
+Check mode (by hand): `LLAVA_FORGE_KEEP_CHECKPOINT=/tmp/ck swift test --filter
+TrainerTests/testCheckpointHasTransformersKeysAndReloads` keeps a checkpoint written by the Swift
+trainer plus its logits; `python3 tools/reference/make_training_fixtures.py --check-checkpoint /tmp/ck`
+loads it with `LlavaForConditionalGeneration.from_pretrained` and compares logits and loss.
+
 Everything runs in float32 on the CPU with eager attention, seeded, so a rerun with the same
 library versions writes the same bytes. The Swift side starts from the tower's selected-layer
 features (what the trainer caches), written here as `features.f32`.
@@ -16,6 +21,7 @@ Gradient names in `gradients.safetensors` are the trainable buffer's names in ll
 `model.language_model.*`; the tied lm_head has no tensor of its own, its gradient is summed into
 the embedding's, as autograd does for a shared parameter).
 """
+import argparse
 import json
 import math
 import os
@@ -197,5 +203,45 @@ def main():
     print("lrs", lrs)
 
 
+def check_checkpoint(folder):
+    """Loads a checkpoint the Swift trainer wrote and compares transformers' logits and loss with
+    the ones the Swift side stored next to it (the image rows come from the cached features)."""
+    with open(os.path.join(OUT, "case.json")) as f:
+        case = json.load(f)
+    model = LlavaForConditionalGeneration.from_pretrained(folder, attn_implementation="eager").eval()
+    features = torch.from_numpy(np.fromfile(os.path.join(OUT, case["features"]["file"]), dtype="<f4")
+                                .reshape(case["features"]["shape"]))
+    swift = np.fromfile(os.path.join(folder, "swift_logits.f32"), dtype="<f4")
+    offset, total, counted, worst = 0, 0.0, 0, 0.0
+    with torch.no_grad():
+        for sequence in case["sequences"]:
+            ids = torch.tensor([sequence["input_ids"]])
+            image = ids == IMAGE_TOKEN
+            embeds = model.get_input_embeddings()(ids.masked_fill(image, 0))
+            if image.any():
+                projected = model.model.multi_modal_projector(features)
+                embeds[image] = projected
+            logits = model(inputs_embeds=embeds).logits[0]
+            ours = swift[offset:offset + logits.numel()].reshape(logits.shape)
+            offset += logits.numel()
+            worst = max(worst, float(np.abs(ours - logits.numpy()).max()))
+            labels = torch.tensor(sequence["labels"][1:])
+            mask = labels != -100
+            losses = torch.nn.functional.cross_entropy(logits[:-1][mask], labels[mask], reduction="sum")
+            total += float(losses)
+            counted += int(mask.sum())
+    with open(os.path.join(folder, "swift_loss.json")) as f:
+        swift_loss = json.load(f)["loss"]
+    print(f"checkpoint {folder}: transformers {transformers.__version__} loads it; logits max |diff| {worst:.3g}, "
+          f"loss transformers {total / counted:.6f} vs swift {swift_loss:.6f}")
+    assert worst <= 1e-4, "logits differ"
+
+
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--check-checkpoint", help="a checkpoint folder written by the Swift trainer")
+    arguments = parser.parse_args()
+    if arguments.check_checkpoint:
+        check_checkpoint(arguments.check_checkpoint)
+    else:
+        main()
