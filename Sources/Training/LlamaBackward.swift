@@ -48,51 +48,58 @@ extension LlamaModel {
     /// `embeddingTokens`: ids whose embedding rows receive the embedding gradient (one per
     /// position; pass a negative id for positions that were not token embeddings, e.g. spliced
     /// image rows). `nil` skips the embedding-table gradient (the input was embeddings only).
+    /// `weightGradients: false` (a frozen decoder, Stage 1) forms only d(embeddings): no
+    /// parameter gradient is written, which skips a third of the backward's matrix work.
     public func backward(
         activations a: LlamaActivations,
         dLogits: UnsafePointer<Float>,
         gradients: ParameterBuffer,
         workspace w: LlamaBackwardWorkspace,
-        embeddingTokens: [Int]?
+        embeddingTokens: [Int]?,
+        weightGradients: Bool = true
     ) {
         precondition(a.keepForBackward, "LlamaModel.backward: activations were not kept for backward")
         precondition(a.tokens == w.tokens, "LlamaModel.backward: workspace for \(w.tokens) tokens, activations for \(a.tokens)")
         precondition(gradients.totalCount == parameters.totalCount, "LlamaModel.backward: gradient buffer layout differs")
         let c = config, t = a.tokens, hidden = c.hiddenSize, inter = c.intermediateSize
-        let p = parameters.storage.pointer, g = gradients.storage.pointer
-        func optional(_ base: UnsafeMutablePointer<Float>, _ offset: Int?) -> UnsafeMutablePointer<Float>? { offset.map { base + $0 } }
+        let p = parameters.storage.pointer
+        let g: UnsafeMutablePointer<Float>? = weightGradients ? gradients.storage.pointer : nil
+        func optional(_ base: UnsafeMutablePointer<Float>?, _ offset: Int?) -> UnsafeMutablePointer<Float>? {
+            guard let base, let offset else { return nil }
+            return base + offset
+        }
         let shape = Attention.Shape(tokens: t, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, causal: true)
         let scale = 1 / Float(c.headDim).squareRoot()
 
         // lm_head (tied: the embedding table) and the final norm.
         zero(w.dNorm, t * hidden)
-        Linear.backward(dinput: w.dNorm.pointer, dweight: g + headOffset, dbias: nil, dout: dLogits,
+        Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, headOffset), dbias: nil, dout: dLogits,
                         input: a.finalNorm.pointer, weight: p + headOffset, rows: t, inFeatures: hidden, outFeatures: c.vocabSize)
         zero(w.dStream, t * hidden)
-        RMSNorm.backward(dinput: w.dStream.pointer, dweight: g + finalNormOffset, dout: w.dNorm.pointer,
+        RMSNorm.backward(dinput: w.dStream.pointer, dweight: optional(g, finalNormOffset), dout: w.dNorm.pointer,
                          input: a.finalInput.pointer, weight: p + finalNormOffset, rstd: a.finalRstd.pointer, rows: t, dim: hidden)
 
         for index in stride(from: layerOffsets.count - 1, through: 0, by: -1) {
             let o = layerOffsets[index], l = a.layers[index]
             // output = middle + down(silu(gate)·up): dStream is d(output) = d(middle) so far.
             zero(w.dGated, t * inter)
-            Linear.backward(dinput: w.dGated.pointer, dweight: g + o.down, dbias: optional(g, o.downBias), dout: w.dStream.pointer,
+            Linear.backward(dinput: w.dGated.pointer, dweight: optional(g, o.down), dbias: optional(g, o.downBias), dout: w.dStream.pointer,
                             input: l.gated.pointer, weight: p + o.down, rows: t, inFeatures: inter, outFeatures: hidden)
             zero(w.dGate, t * inter)
             zero(w.dUp, t * inter)
             SwiGLU.backward(dgate: w.dGate.pointer, dup: w.dUp.pointer, dout: w.dGated.pointer,
                             gate: l.gate.pointer, up: l.up.pointer, count: t * inter)
             zero(w.dNorm, t * hidden)
-            Linear.backward(dinput: w.dNorm.pointer, dweight: g + o.gate, dbias: optional(g, o.gateBias), dout: w.dGate.pointer,
+            Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.gate), dbias: optional(g, o.gateBias), dout: w.dGate.pointer,
                             input: l.norm2.pointer, weight: p + o.gate, rows: t, inFeatures: hidden, outFeatures: inter)
-            Linear.backward(dinput: w.dNorm.pointer, dweight: g + o.up, dbias: optional(g, o.upBias), dout: w.dUp.pointer,
+            Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.up), dbias: optional(g, o.upBias), dout: w.dUp.pointer,
                             input: l.norm2.pointer, weight: p + o.up, rows: t, inFeatures: hidden, outFeatures: inter)
-            RMSNorm.backward(dinput: w.dStream.pointer, dweight: g + o.postNorm, dout: w.dNorm.pointer,
+            RMSNorm.backward(dinput: w.dStream.pointer, dweight: optional(g, o.postNorm), dout: w.dNorm.pointer,
                              input: l.middle.pointer, weight: p + o.postNorm, rstd: l.rstd2.pointer, rows: t, dim: hidden)
 
             // middle = input + o_proj(attention): dStream is now d(middle) = d(input) so far.
             zero(w.dAttention, t * c.qWidth)
-            Linear.backward(dinput: w.dAttention.pointer, dweight: g + o.o, dbias: optional(g, o.oBias), dout: w.dStream.pointer,
+            Linear.backward(dinput: w.dAttention.pointer, dweight: optional(g, o.o), dbias: optional(g, o.oBias), dout: w.dStream.pointer,
                             input: l.attention.pointer, weight: p + o.o, rows: t, inFeatures: c.qWidth, outFeatures: hidden)
             zero(w.dq, t * c.qWidth)
             zero(w.dk, t * c.kvWidth)
@@ -103,17 +110,17 @@ extension LlamaModel {
             RoPE.backward(w.dq.pointer, table: rotary, tokens: t, heads: c.numAttentionHeads)
             RoPE.backward(w.dk.pointer, table: rotary, tokens: t, heads: c.numKeyValueHeads)
             zero(w.dNorm, t * hidden)
-            Linear.backward(dinput: w.dNorm.pointer, dweight: g + o.q, dbias: optional(g, o.qBias), dout: w.dq.pointer,
+            Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.q), dbias: optional(g, o.qBias), dout: w.dq.pointer,
                             input: l.norm1.pointer, weight: p + o.q, rows: t, inFeatures: hidden, outFeatures: c.qWidth)
-            Linear.backward(dinput: w.dNorm.pointer, dweight: g + o.k, dbias: optional(g, o.kBias), dout: w.dk.pointer,
+            Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.k), dbias: optional(g, o.kBias), dout: w.dk.pointer,
                             input: l.norm1.pointer, weight: p + o.k, rows: t, inFeatures: hidden, outFeatures: c.kvWidth)
-            Linear.backward(dinput: w.dNorm.pointer, dweight: g + o.v, dbias: optional(g, o.vBias), dout: w.dv.pointer,
+            Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.v), dbias: optional(g, o.vBias), dout: w.dv.pointer,
                             input: l.norm1.pointer, weight: p + o.v, rows: t, inFeatures: hidden, outFeatures: c.kvWidth)
-            RMSNorm.backward(dinput: w.dStream.pointer, dweight: g + o.inputNorm, dout: w.dNorm.pointer,
+            RMSNorm.backward(dinput: w.dStream.pointer, dweight: optional(g, o.inputNorm), dout: w.dNorm.pointer,
                              input: l.input.pointer, weight: p + o.inputNorm, rstd: l.rstd1.pointer, rows: t, dim: hidden)
         }
 
-        guard let embeddingTokens else { return }
+        guard let embeddingTokens, let g else { return }
         precondition(embeddingTokens.count == t, "LlamaModel.backward: \(embeddingTokens.count) embedding ids for \(t) positions")
         let table = g + embedOffset, dEmbeddings = w.dStream.pointer
         for (position, id) in embeddingTokens.enumerated() where id >= 0 {

@@ -26,7 +26,11 @@ public final class LossAndGradients {
     /// The trainable parameters (a LLaVA's projector + decoder buffer, or the decoder's).
     public var parameters: ParameterBuffer { language.parameters }
     private var cache: [Int: (LlamaActivations, LlamaBackwardWorkspace)] = [:]
-    private let cacheLimit = 8
+    /// Sequence lengths whose activations stay allocated (each set is ~layers × T × (14·C + 3·I)
+    /// floats + heads·T² — about 0.9 GB for a SmolLM2-135M at 512 tokens).
+    public var activationCacheLimit = 2
+    /// False in Stage 1: the decoder is frozen, so only d(embeddings) flows (to the projector).
+    public var decoderGradients = true
 
     public init(model: LlavaModel) {
         language = model.language
@@ -43,7 +47,7 @@ public final class LossAndGradients {
 
     private func buffers(tokens t: Int) -> (LlamaActivations, LlamaBackwardWorkspace) {
         if let found = cache[t] { return found }
-        if cache.count >= cacheLimit { cache.removeAll() }
+        if cache.count >= activationCacheLimit { cache.removeAll() }
         let made = (LlamaActivations(config: language.config, tokens: t, keepForBackward: true),
                     LlamaBackwardWorkspace(config: language.config, tokens: t))
         cache[t] = made
@@ -112,7 +116,7 @@ public final class LossAndGradients {
                                                   vocab: language.config.vocabSize, scale: lossScale)
         guard let gradients else { return result }
         language.backward(activations: activations, dLogits: activations.logits.pointer, gradients: gradients,
-                          workspace: workspace, embeddingTokens: embeddingTokens)
+                          workspace: workspace, embeddingTokens: embeddingTokens, weightGradients: decoderGradients)
         if let llava, let projectorActivations {
             // The splice: row r of the projector output went to position imagePositions[r].
             let dOutput = FloatBuffer(count: projectorActivations.rows * hidden)

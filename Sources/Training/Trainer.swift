@@ -85,6 +85,7 @@ public final class Trainer {
         optimizer = AdamW(parameters: engine.parameters, groups: groups, beta1: options.beta1, beta2: options.beta2, epsilon: options.epsilon)
         schedule = CosineSchedule(warmupRatio: options.warmupRatio, totalSteps: options.totalSteps)
         gradients = engine.makeGradients()
+        engine.decoderGradients = options.stage == .projectorAndLanguage
         trainableSlots = groups.flatMap(\.slots).sorted { $0.offset < $1.offset }
     }
 

@@ -28,6 +28,24 @@ final class PyTorchParityTests: XCTestCase {
         print("gradient parity: worst relative error \(worst.error) in \(worst.name) over \(gradients.slots.count) tensors")
     }
 
+    /// Stage 1 (frozen decoder): only d(embeddings) flows back, and the projector's gradients are
+    /// still PyTorch's; no decoder gradient is written.
+    func testFrozenDecoderStillGivesTheProjectorGradients() throws {
+        let fixture = try TrainingFixture()
+        let engine = LossAndGradients(model: fixture.model)
+        engine.decoderGradients = false
+        let (loss, gradients) = try fixture.lossAndGradients(engine)
+        XCTAssertEqual(loss, fixture.number("loss"), accuracy: 1e-4)
+        let reference = try SafeTensorsFile(path: TrainingFixture.root.appendingPathComponent("gradients.safetensors").path)
+        for slot in gradients.slots {
+            if slot.name.hasPrefix(LlavaModel.projectorPrefix) {
+                XCTAssertLessThanOrEqual(relativeError(gradients.storage.pointer + slot.offset, try reference.floats(slot.name)), 1e-3, slot.name)
+            } else {
+                XCTAssertEqual(gradients.values(slot.name).reduce(0) { $0 + abs($1) }, 0, "\(slot.name) must get no gradient")
+            }
+        }
+    }
+
     func testAdamWStepsWithScheduleAndClippingMatchPyTorch() throws {
         let fixture = try TrainingFixture()
         let engine = LossAndGradients(model: fixture.model)
