@@ -43,15 +43,17 @@ public enum CausalLMLoss {
                 }
                 var maxValue = -Float.infinity
                 for i in 0..<vocab { maxValue = max(maxValue, z[i]) }
+                let targetLogit = z[target]
+                // One exp per logit: keep e = exp(z − max) in place, then scale it to dlogits.
                 var sum = 0.0
                 for i in 0..<vocab {
                     let e = expf(z[i] - maxValue)
+                    z[i] = e
                     sum += Double(e)
                 }
-                let logSumExp = Double(maxValue) + log(sum)
-                losses[row] = logSumExp - Double(z[target])
-                let inverse = Float(1 / sum)
-                for i in 0..<vocab { z[i] = scale * (expf(z[i] - maxValue) * inverse) }
+                losses[row] = Double(maxValue) + log(sum) - Double(targetLogit)
+                let factor = scale * Float(1 / sum)
+                for i in 0..<vocab { z[i] *= factor }
                 z[target] -= scale
             }
         }

@@ -71,6 +71,13 @@ final class TrainerTests: XCTestCase {
         let after = try LossAndGradients(model: reloaded).loss(fixture.batch)
         XCTAssertEqual(before, after, accuracy: 1e-9)
 
+        // Without the source config.json one is encoded from the model's config; it loads the same.
+        let bare = try temporaryFolder()
+        try trainer.saveCheckpoint(to: bare)
+        guard case .llava(let fromEncoded) = try ModelLoader.load(path: bare) else { return XCTFail("not a LLaVA") }
+        XCTAssertEqual(fromEncoded.config, reloaded.config)
+        XCTAssertEqual(try LossAndGradients(model: fromEncoded).loss(fixture.batch), after, accuracy: 1e-9)
+
         // By hand: LLAVA_FORGE_KEEP_CHECKPOINT=DIR keeps this checkpoint plus our logits of the
         // batch, for `make_training_fixtures.py --check-checkpoint DIR` (transformers loads it).
         if let keep = ProcessInfo.processInfo.environment["LLAVA_FORGE_KEEP_CHECKPOINT"], !keep.isEmpty {
@@ -89,6 +96,13 @@ final class TrainerTests: XCTestCase {
             }
             try logits.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: keep + "/swift_logits.f32"))
             try JSONSerialization.data(withJSONObject: ["loss": after]).write(to: URL(fileURLWithPath: keep + "/swift_loss.json"))
+            // The same weights with the config.json encoded from `LlavaConfig` (no source config).
+            let encoded = keep + "-encoded-config"
+            try trainer.saveCheckpoint(to: encoded)
+            for file in ["swift_logits.f32", "swift_loss.json"] {
+                try? FileManager.default.removeItem(atPath: encoded + "/" + file)
+                try FileManager.default.copyItem(atPath: keep + "/" + file, toPath: encoded + "/" + file)
+            }
             print("kept checkpoint in \(keep)")
         }
     }
