@@ -22,6 +22,7 @@ Gradient names in `gradients.safetensors` are the trainable buffer's names in ll
 the embedding's, as autograd does for a shared parameter).
 """
 import argparse
+import copy
 import json
 import math
 import os
@@ -73,6 +74,40 @@ def randomize(model, seed):
                 p.copy_(noise / np.sqrt(fan_in))
 
 
+def make_float64_exact():
+    """transformers' Llama upcasts to float32 inside RMSNorm and the eager softmax (and its loss
+    upcasts logits), which would put float32 rounding noise into a float64 model's loss and ruin
+    finite differences. For the float64 copy only, redo those two ops in the input dtype."""
+    from transformers.models.llama import modeling_llama
+
+    def rms_norm_forward(self, hidden_states):
+        variance = hidden_states.pow(2).mean(-1, keepdim=True)
+        return self.weight * (hidden_states * torch.rsqrt(variance + self.variance_epsilon))
+
+    original_attention = modeling_llama.eager_attention_forward
+
+    def attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+        if query.dtype != torch.float64:
+            return original_attention(module, query, key, value, attention_mask, scaling, dropout, **kwargs)
+        key = modeling_llama.repeat_kv(key, module.num_key_value_groups)
+        value = modeling_llama.repeat_kv(value, module.num_key_value_groups)
+        weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+        if attention_mask is not None:
+            weights = weights + attention_mask[:, :, :, : key.shape[-2]]
+        weights = torch.softmax(weights, dim=-1)
+        return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+    original_norm = modeling_llama.LlamaRMSNorm.forward
+
+    def norm(self, hidden_states):
+        if hidden_states.dtype == torch.float64:
+            return rms_norm_forward(self, hidden_states)
+        return original_norm(self, hidden_states)
+
+    modeling_llama.LlamaRMSNorm.forward = norm
+    modeling_llama.eager_attention_forward = attention
+
+
 def our_name(hf_name):
     for prefix, ours in (("model.multi_modal_projector.", "multi_modal_projector."),
                          ("model.language_model.", "language_model."),
@@ -108,6 +143,8 @@ def main():
     model.tie_weights()
     assert model.lm_head.weight.data_ptr() == model.model.language_model.embed_tokens.weight.data_ptr(), "lm_head not tied"
     model.train()  # no dropout in this config; train() only to be explicit
+    model64 = copy.deepcopy(model).double()  # for the float64 finite differences, before any step
+    assert model64.lm_head.weight is model64.model.language_model.embed_tokens.weight
 
     if os.path.exists(OUT):
         shutil.rmtree(OUT)
@@ -155,7 +192,34 @@ def main():
     loss.backward()
     gradients = {name: p.grad.detach().clone().contiguous() for name, p in trainable}
     save_file(gradients, os.path.join(OUT, "gradients.safetensors"), metadata={"format": "pt"})
-    first_loss = float(loss)
+    first_loss = float(loss.detach())
+
+    # Float64 central differences of the same batch's loss w.r.t. the two largest-gradient entries
+    # of every trainable tensor: an autograd-free reference. With the float32 upcasts removed
+    # (make_float64_exact) the quotient converges: h = 1e-3…1e-6 agree to ~1e-9 relative.
+    params64 = dict((our_name(n), p) for n, p in model64.named_parameters() if our_name(n))
+    pixels64 = pixel_values.double()
+
+    def loss64():
+        # transformers' loss upcasts logits to float32, so the cross-entropy is done here in float64.
+        logits = model64(input_ids=input_ids, pixel_values=pixels64, attention_mask=attention_mask).logits
+        return float(torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                                       labels[:, 1:].reshape(-1), ignore_index=-100))
+
+    make_float64_exact()
+    finite_differences = []
+    h = 1e-4
+    with torch.no_grad():
+        for name, _ in trainable:
+            flat = params64[name].view(-1)
+            for index in gradients[name].abs().view(-1).topk(2).indices.tolist():
+                original = float(flat[index])
+                flat[index] = original + h
+                plus = loss64()
+                flat[index] = original - h
+                minus = loss64()
+                flat[index] = original
+                finite_differences.append({"name": name, "index": index, "value": (plus - minus) / (2 * h)})
 
     # AdamW steps: projector / LLM learning rates, no decay on norms and biases.
     groups = {}
@@ -193,6 +257,7 @@ def main():
         "optimizer": {"steps": STEPS, "lr_llm": LR_LLM, "lr_projector": LR_PROJECTOR, "betas": list(BETAS), "eps": EPS,
                       "weight_decay": WEIGHT_DECAY, "no_decay": "1-D tensors (norm scales, biases)",
                       "warmup_ratio": WARMUP_RATIO, "warmup_steps": warmup, "max_grad_norm": MAX_GRAD_NORM},
+        "finite_differences": finite_differences,
         "step_losses": losses,
         "grad_norms": norms,
         "learning_rates": lrs,
