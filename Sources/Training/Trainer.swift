@@ -123,16 +123,43 @@ public final class Trainer {
         var options: TrainerOptions
     }
 
+    /// Files a transformers / llava-forge folder carries besides weights and config, copied from
+    /// the source model folder when present so the checkpoint loads and chats on its own.
+    public static let companionFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+                                        "chat_template.json", "preprocessor_config.json", "processor_config.json", "generation_config.json",
+                                        "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json"]
+
     /// Writes the model as a transformers folder (LLaVA only) plus `optimizer.safetensors` (AdamW
-    /// moments, step) and `trainer_state.json` (step, options). `configJSON`: the source config.json.
-    public func saveCheckpoint(to folder: String, configJSON: Data? = nil) throws {
+    /// moments, step) and `trainer_state.json` (step, options). `sourceFolder`: the folder the model
+    /// was loaded from — its config.json is kept verbatim (else one is encoded from the config) and
+    /// its tokenizer/processor files are copied. The folder is assembled under a temporary name and
+    /// renamed into place, so a crash mid-save leaves the previous checkpoint whole.
+    public func saveCheckpoint(to folder: String, sourceFolder: String? = nil) throws {
         guard let model else { throw ForgeError(.usage, "checkpoints are written for LLaVA models") }
-        try LlavaCheckpointWriter.write(model, configJSON: configJSON, to: folder)
-        try optimizer.save(to: folder + "/" + Trainer.optimizerFile)
+        let files = FileManager.default
+        let staging = folder + ".partial"
+        try? files.removeItem(atPath: staging)
+        try files.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        let configJSON = sourceFolder.flatMap { files.contents(atPath: $0 + "/config.json") }
+        try LlavaCheckpointWriter.write(model, configJSON: configJSON, to: staging)
+        for name in Trainer.companionFiles {
+            guard let sourceFolder, files.fileExists(atPath: sourceFolder + "/" + name) else { continue }
+            try files.copyItem(atPath: sourceFolder + "/" + name, toPath: staging + "/" + name)
+        }
+        try optimizer.save(to: staging + "/" + Trainer.optimizerFile)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(State(step: optimizer.step, options: options))
-            .write(to: URL(fileURLWithPath: folder + "/" + Trainer.stateFile), options: .atomic)
+            .write(to: URL(fileURLWithPath: staging + "/" + Trainer.stateFile), options: .atomic)
+        if files.fileExists(atPath: folder) {
+            let old = folder + ".old"
+            try? files.removeItem(atPath: old)
+            try files.moveItem(atPath: folder, toPath: old)
+            try files.moveItem(atPath: staging, toPath: folder)
+            try files.removeItem(atPath: old)
+        } else {
+            try files.moveItem(atPath: staging, toPath: folder)
+        }
     }
 
     /// Restores the optimizer state of a checkpoint into this trainer, whose model must have been

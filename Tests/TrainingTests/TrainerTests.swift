@@ -25,8 +25,7 @@ final class TrainerTests: XCTestCase {
     }
 
     var modelFolder: String { TrainingFixture.root.appendingPathComponent("model").path }
-    var configJSON: Data { get throws { try Data(contentsOf: URL(fileURLWithPath: modelFolder + "/config.json")) } }
-
+    
     /// The trainer's step equals the PyTorch run: two micro-batches (one sequence each) accumulate
     /// to the padded batch's gradient, so the losses are the fixture's.
     func testMicroBatchAccumulationGivesTheFullBatchStep() throws {
@@ -55,11 +54,14 @@ final class TrainerTests: XCTestCase {
         let trainer = try Trainer(model: fixture.model, options: options())
         // Two steps: the first has learning rate 0 (warm-up starts at 0, as in transformers).
         for _ in 0..<2 { try trainer.train(microBatches: [fixture.batch]) }
-        try trainer.saveCheckpoint(to: folder, configJSON: configJSON)
+        try trainer.saveCheckpoint(to: folder, sourceFolder: modelFolder)
 
         let original = try SafeTensorsFile(path: modelFolder + "/model.safetensors")
         let written = try SafeTensorsFile(path: folder + "/model.safetensors")
         XCTAssertEqual(Set(written.tensorNames), Set(original.tensorNames.filter { !$0.hasSuffix("position_ids") }))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: folder + "/config.json")),
+                       try Data(contentsOf: URL(fileURLWithPath: modelFolder + "/config.json")), "source config.json kept verbatim")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + ".partial"))
         for name in written.tensorNames where name.hasPrefix("vision_tower.") {
             XCTAssertEqual(try written.floats(name), try original.floats(name), "frozen tower tensor \(name) unchanged")
         }
@@ -81,7 +83,7 @@ final class TrainerTests: XCTestCase {
         // By hand: LLAVA_FORGE_KEEP_CHECKPOINT=DIR keeps this checkpoint plus our logits of the
         // batch, for `make_training_fixtures.py --check-checkpoint DIR` (transformers loads it).
         if let keep = ProcessInfo.processInfo.environment["LLAVA_FORGE_KEEP_CHECKPOINT"], !keep.isEmpty {
-            try trainer.saveCheckpoint(to: keep, configJSON: configJSON)
+            try trainer.saveCheckpoint(to: keep, sourceFolder: modelFolder)
             var logits: [Float] = []
             for s in fixture.batch {
                 let activations = LlamaActivations(config: reloaded.language.config, tokens: s.tokens.count, keepForBackward: false)
@@ -118,7 +120,8 @@ final class TrainerTests: XCTestCase {
         var losses: [Double] = []
         for _ in 0..<3 { losses.append(try first.train(microBatches: [fixture.batch]).loss) }
         let folder = try temporaryFolder()
-        try first.saveCheckpoint(to: folder, configJSON: configJSON)
+        try first.saveCheckpoint(to: folder, sourceFolder: modelFolder)
+        try first.saveCheckpoint(to: folder, sourceFolder: modelFolder)  // over an existing checkpoint
 
         guard case .llava(let reloaded) = try ModelLoader.load(path: folder) else { return XCTFail("not a LLaVA") }
         let second = try Trainer(model: reloaded, options: options())
