@@ -41,7 +41,10 @@ let package = Package(
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ], swiftSettings: hotPath),
         // Symbolic contexts in LLaVA's exact text format.
-        .target(name: "Contexts", dependencies: ["ForgeCore", "Store"]),
+        .target(name: "Contexts", dependencies: [
+            "ForgeCore", "Store",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ], swiftSettings: hotPath),
         // prompts/ and seeds/ on disk → chat messages.
         .target(name: "Prompts", dependencies: ["ForgeCore", "Contexts", .product(name: "Yams", package: "Yams")]),
         // OpenAI-compatible chat completions over libcurl.
@@ -63,8 +66,12 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["ForgeCore"], swiftSettings: hotPath),
         // HF tokenizer.json BPE (byte-level and SentencePiece-style), GGUF tokenizers, chat templates.
         .target(name: "Tokenizers", dependencies: ["ForgeCore", "Checkpoints"], swiftSettings: hotPath),
-        // JPEG/PNG decoding (libjpeg, libpng) and CLIP preprocessing.
-        .target(name: "Imaging", dependencies: ["ForgeCore", "CJPEG", "CPNG"], swiftSettings: hotPath),
+        // setjmp/longjmp-safe C wrappers around libjpeg and libpng (our code; errors become status codes).
+        .target(name: "CImageShims", dependencies: ["CJPEG", "CPNG"],
+                cSettings: [.unsafeFlags(["-O2"])],
+                linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("z")]),
+        // JPEG/PNG decoding (through CImageShims) and CLIP preprocessing.
+        .target(name: "Imaging", dependencies: ["ForgeCore", "CImageShims"], swiftSettings: hotPath),
         // LLaMA-family decoder, CLIP ViT, projector, LLaVA composition; configs and key mapping.
         .target(name: "Models", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Tokenizers", "Imaging"], swiftSettings: hotPath),
 

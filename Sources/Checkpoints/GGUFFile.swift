@@ -123,6 +123,8 @@ public final class GGUFFile: TensorSource {
             entries[info.name] = Entry(info: info, start: dataOffset + offset)
             order.append(info.name)
         }
+        try TensorByteRanges.checkNoOverlap(order.map { (name: $0, start: entries[$0]!.start, count: entries[$0]!.info.byteCount) },
+                                            path: path, relativeTo: dataOffset)
         self.entries = entries
         tensorNamesInFileOrder = order
         tensorNames = order.sorted()
@@ -137,15 +139,21 @@ public final class GGUFFile: TensorSource {
         }
         var ne: [Int] = []
         var elements = 1
+        // The product of the non-zero dimensions is bounded too, so no product of any subset of the
+        // dimensions can overflow later, even when another dimension is 0. No GGML type packs more
+        // than 8 elements per byte, so more than 8 × (file size) elements cannot be stored.
+        var nonZeroProduct = 1
         for _ in 0..<Int(dimensionCount) {
             let at = reader.offset
             let size = try reader.u64()
-            let (product, overflow) = elements.multipliedReportingOverflow(by: Int(truncatingIfNeeded: size))
-            guard size <= UInt64(Int.max), !overflow, product <= reader.count * 8 || product == 0 else {
+            guard size <= UInt64(Int.max) else { throw GGUFParseError("dimension \(size) makes an absurd element count", at: at) }
+            let (product, overflow) = nonZeroProduct.multipliedReportingOverflow(by: max(Int(size), 1))
+            guard !overflow, product <= max(reader.count, 1) * 8 else {
                 throw GGUFParseError("dimension \(size) makes an absurd element count", at: at)
             }
             ne.append(Int(size))
-            elements = product
+            nonZeroProduct = product
+            elements *= Int(size)
         }
         let typeOffset = reader.offset
         let typeID = try reader.u32()

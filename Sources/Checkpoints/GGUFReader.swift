@@ -88,6 +88,9 @@ struct GGUFReader {
     }
 
     static let maximumArrayDepth = 8
+    /// Elements in one metadata array. Each costs ~24 bytes in memory, so a lying length on a large
+    /// file could otherwise demand tens of GB; real files stay far below (vocabularies ≤ ~300k).
+    static let maximumArrayLength = 1 << 24
 
     /// Array: u32 element type, u64 count, elements. Strings (the tokenizer's vocabulary and
     /// merges, ~50k entries) take a tight loop with one bounds check per string.
@@ -99,6 +102,9 @@ struct GGUFReader {
             throw GGUFParseError("unknown array element type \(elementType)", at: typeOffset)
         }
         let count = try count(minimumBytesEach: minimumSize, what: "array length")
+        guard count <= GGUFReader.maximumArrayLength else {
+            throw GGUFParseError("array length \(count) exceeds the limit of \(GGUFReader.maximumArrayLength) elements", at: typeOffset + 4)
+        }
         var values: [GGUFValue] = []
         values.reserveCapacity(count)
         if elementType == 8 {

@@ -105,6 +105,18 @@ public final class SafeTensorsCheckpoint: TensorSource {
             }
             owner[tensor] = shard
         }
+        // A tensor stored in two shards is ambiguous; one a shard holds but the index does not list is
+        // still part of the checkpoint (so "every key consumed" checks see it rather than missing it).
+        var holder: [String: String] = [:]
+        for shardName in shards.keys.sorted() {
+            for tensor in shards[shardName]!.tensorNames {
+                if let other = holder.updateValue(shardName, forKey: tensor) {
+                    throw ForgeError(.badInput, "tensor '\(tensor)' is stored in both \(other) and \(shardName)",
+                                     file: index, location: "weight_map['\(tensor)']")
+                }
+                if owner[tensor] == nil { owner[tensor] = shards[shardName]! }
+            }
+        }
         let files = shards.keys.sorted().map { shards[$0]! }
         return (files, owner)
     }

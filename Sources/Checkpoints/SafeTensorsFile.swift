@@ -5,8 +5,8 @@ import ForgeCore
 /// Layout: u64 little-endian header length N; N bytes of JSON
 /// `{"__metadata__": {str: str}?, name: {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, …}`;
 /// then the data section, which `data_offsets` index (relative to byte 8 + N). Every field and
-/// byte range is checked when the file is opened; tensors may appear in any order and may share
-/// bytes, but none may reach outside the data section.
+/// byte range is checked when the file is opened: the header must be UTF-8 JSON, tensors may
+/// appear in any order but may not share bytes, and none may reach outside the data section.
 public final class SafeTensorsFile: TensorSource {
     public let path: String
     public let tensorNames: [String]
@@ -46,9 +46,14 @@ public final class SafeTensorsFile: TensorSource {
             throw ForgeError(.badInput, "header length \(headerLength) runs past the end of the file (\(bytes.count) bytes)",
                              file: path, location: "byte 0")
         }
+        let headerBytes = UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + headerLength)])
+        // The format requires UTF-8; repairing would silently rename tensors.
+        if let bad = SafeTensorsFile.firstInvalidUTF8(headerBytes) {
+            throw ForgeError(.badInput, "header is not valid UTF-8", file: path, location: "header byte \(bad) (file byte \(8 + bad))")
+        }
         let header: JSONValue
         do {
-            header = try JSONValue.parse(UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + headerLength)]))
+            header = try JSONValue.parse(headerBytes)
         } catch let error as JSONSyntaxError {
             throw ForgeError(.badInput, "header is not valid JSON: \(error.message)", file: path,
                              location: "header byte \(error.offset) (file byte \(8 + error.offset))")
@@ -69,6 +74,8 @@ public final class SafeTensorsFile: TensorSource {
             let parsed = try SafeTensorsFile.parseEntry(name: name, value, dataCount: dataCount, path: path)
             entries[name] = Entry(info: parsed.info, start: dataStart + parsed.begin)
         }
+        try TensorByteRanges.checkNoOverlap(entries.map { (name: $0.key, start: $0.value.start, count: $0.value.info.byteCount) },
+                                           path: path, relativeTo: dataStart)
         self.metadata = metadata
         self.entries = entries
         tensorNames = entries.keys.sorted()
@@ -82,6 +89,32 @@ public final class SafeTensorsFile: TensorSource {
         guard let entry = entries[name] else { _ = try requireInfo(name); return UnsafeRawBufferPointer(start: nil, count: 0) }
         guard entry.info.byteCount > 0, let base = file.base else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         return UnsafeRawBufferPointer(start: UnsafeRawPointer(base) + entry.start, count: entry.info.byteCount)
+    }
+
+    /// Byte offset (approximate: the decoder may look ahead a byte or two) of the first invalid
+    /// UTF-8 sequence, or nil when every byte is valid UTF-8.
+    static func firstInvalidUTF8(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        var decoder = UTF8()
+        var iterator = CountingIterator(base: bytes.makeIterator(), count: 0)
+        while true {
+            let start = iterator.count
+            switch decoder.decode(&iterator) {
+            case .scalarValue: continue
+            case .emptyInput: return nil
+            case .error: return start
+            }
+        }
+    }
+
+    /// An iterator that counts the bytes handed out.
+    struct CountingIterator: IteratorProtocol {
+        var base: UnsafeRawBufferPointer.Iterator
+        var count: Int
+        mutating func next() -> UInt8? {
+            guard let byte = base.next() else { return nil }
+            count += 1
+            return byte
+        }
     }
 
     private static func parseMetadata(_ value: JSONValue, path: String) throws -> [String: String] {
@@ -114,16 +147,20 @@ public final class SafeTensorsFile: TensorSource {
         guard shapeValues.count <= maximumRank else { throw fail("shape has \(shapeValues.count) dimensions (limit \(maximumRank))") }
         var shape: [Int] = []
         var elements = 1
+        // Product of the non-zero dimensions: bounded too, so that no later product of any subset of
+        // the dimensions (in any order) can overflow, even when another dimension is 0.
+        var nonZeroProduct = 1
         for dimension in shapeValues {
             guard let size = dimension.intValue, size >= 0 else {
                 throw fail("shape \(JSONValue.array(shapeValues).summaryText) has a dimension that is not a non-negative integer")
             }
-            let (product, overflow) = elements.multipliedReportingOverflow(by: size)
+            let (product, overflow) = nonZeroProduct.multipliedReportingOverflow(by: max(size, 1))
             // Every element takes at least one byte, so a product above the data size is corrupt.
-            guard !overflow, product <= dataCount else {
+            guard !overflow, product <= max(dataCount, 1) else {
                 throw fail("shape \(JSONValue.array(shapeValues).summaryText) is absurd: more elements than the file has bytes")
             }
-            elements = product
+            nonZeroProduct = product
+            elements *= size
             shape.append(size)
         }
         guard let offsets = fields["data_offsets"]?.arrayValue, offsets.count == 2,

@@ -12,8 +12,58 @@ import Glibc
 /// temporary name in the same folder, synced, then renamed: a crash never leaves a half file
 /// under the final name.
 public enum SafeTensorsWriter {
+    /// One tensor to write from memory the caller owns (a slot of a flat parameter buffer, for
+    /// example), so a checkpoint save does not copy the model into arrays first.
+    public struct Tensor {
+        public var name: String
+        public var shape: [Int]
+        /// Row-major values; must stay valid for the duration of `write`.
+        public var values: UnsafeBufferPointer<Float>
+
+        public init(name: String, shape: [Int], values: UnsafeBufferPointer<Float>) {
+            self.name = name
+            self.shape = shape
+            self.values = values
+        }
+    }
+
+    /// Writes `tensors` (values as Float32, stored as `dtype`: F32, F16 or BF16).
     public static func write(_ tensors: [(name: String, shape: [Int], data: [Float])], dtype: TensorDType = .f32,
                              metadata: [String: String] = [:], to path: String) throws {
+        try write(tensors.map { Entry(name: $0.name, shape: $0.shape, source: .array($0.data)) }, dtype: dtype, metadata: metadata, path: path)
+    }
+
+    /// Writes tensors whose values live in caller-owned memory.
+    public static func write(tensors: [Tensor], dtype: TensorDType = .f32, metadata: [String: String] = [:], to path: String) throws {
+        try write(tensors.map { Entry(name: $0.name, shape: $0.shape, source: .pointer($0.values)) }, dtype: dtype, metadata: metadata, path: path)
+    }
+
+    private enum Source {
+        case array([Float])
+        case pointer(UnsafeBufferPointer<Float>)
+
+        var count: Int {
+            switch self {
+            case .array(let values): return values.count
+            case .pointer(let values): return values.count
+            }
+        }
+
+        func withValues(_ body: (UnsafeBufferPointer<Float>) throws -> Void) rethrows {
+            switch self {
+            case .array(let values): try values.withUnsafeBufferPointer(body)
+            case .pointer(let values): try body(values)
+            }
+        }
+    }
+
+    private struct Entry {
+        var name: String
+        var shape: [Int]
+        var source: Source
+    }
+
+    private static func write(_ tensors: [Entry], dtype: TensorDType, metadata: [String: String], path: String) throws {
         let elementBytes: Int
         switch dtype {
         case .f32: elementBytes = 4
@@ -25,8 +75,8 @@ public enum SafeTensorsWriter {
             let location = "tensor '\(tensor.name)'"
             guard tensor.name != "__metadata__" else { throw ForgeError(.usage, "'__metadata__' is reserved", file: path, location: location) }
             guard seen.insert(tensor.name).inserted else { throw ForgeError(.usage, "duplicate tensor name", file: path, location: location) }
-            guard tensor.shape.allSatisfy({ $0 >= 0 }), tensor.shape.reduce(1, *) == tensor.data.count else {
-                throw ForgeError(.usage, "shape \(tensor.shape) does not match \(tensor.data.count) values", file: path, location: location)
+            guard tensor.shape.allSatisfy({ $0 >= 0 }), tensor.shape.reduce(1, *) == tensor.source.count else {
+                throw ForgeError(.usage, "shape \(tensor.shape) does not match \(tensor.source.count) values", file: path, location: location)
             }
         }
         let ordered = tensors.sorted { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
@@ -42,7 +92,7 @@ public enum SafeTensorsWriter {
         }
         var offset = 0
         for tensor in ordered {
-            let end = offset + tensor.data.count * elementBytes
+            let end = offset + tensor.source.count * elementBytes
             let shape = tensor.shape.map(String.init).joined(separator: ",")
             fields.append(JSONText.quoted(tensor.name) + ":{\"dtype\":\"\(dtype)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
             offset = end
@@ -62,7 +112,7 @@ public enum SafeTensorsWriter {
         try headerBytes.withUnsafeBytes { try writeAll(fd, $0, path: temporary) }
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         for tensor in ordered {
-            try tensor.data.withUnsafeBufferPointer { values in
+            try tensor.source.withValues { values in
                 var start = 0
                 let perChunk = chunk.count / elementBytes
                 while start < values.count {

@@ -65,3 +65,23 @@ extension TensorSource {
         tensorNames.reduce(0) { $0 + (info($1)?.elementCount ?? 0) }
     }
 }
+
+/// Byte-range validation shared by the readers.
+enum TensorByteRanges {
+    /// Tensors may not share bytes (safetensors' reference implementation and llama.cpp reject
+    /// overlaps too): a header that maps two tensors onto the same bytes is corrupt. `ranges` hold
+    /// absolute file offsets; messages give them relative to `base` (the data section start).
+    static func checkNoOverlap(_ ranges: [(name: String, start: Int, count: Int)], path: String, relativeTo base: Int) throws {
+        let sorted = ranges.filter { $0.count > 0 }.sorted { ($0.start, $0.name) < ($1.start, $1.name) }
+        guard sorted.count > 1 else { return }
+        for i in 1..<sorted.count {
+            let previous = sorted[i - 1], current = sorted[i]
+            if current.start < previous.start + previous.count {
+                throw ForgeError(.badInput,
+                                 "data [\(current.start - base), \(current.start - base + current.count)) overlaps tensor '\(previous.name)' at [\(previous.start - base), \(previous.start - base + previous.count))",
+                                 file: path, location: "tensor '\(current.name)'")
+            }
+        }
+    }
+
+}

@@ -14,8 +14,10 @@ struct LlavaForge: ParsableCommand {
           export    write LLaVA JSON (combined and per type)
           inspect   read samples of one type with their context
           stats     counts, failures, lengths, tokens
+          model-info architecture, tensors, dtypes, parameters, tokenizer of a checkpoint
+          tokenize  token ids of a text (tokenizer folder or GGUF, optional chat template)
         """,
-        subcommands: [Ingest.self, Context.self, Generate.self, Export.self, Inspect.self, Stats.self]
+        subcommands: [Ingest.self, Context.self, Generate.self, Export.self, Inspect.self, Stats.self, ModelInfo.self, Tokenize.self]
     )
 }
 

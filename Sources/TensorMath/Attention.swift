@@ -65,6 +65,9 @@ public enum Attention {
     ) {
         let t = shape.tokens, d = shape.headDim
         let scratch = FloatBuffer(count: t * t)  // dscores [T, T] for one head
+        // `scratch` must outlive every use of its pointer: without this, an optimized build may free
+        // it right after `.pointer` is read (its last use as an object).
+        defer { withExtendedLifetime(scratch) {} }
         let ds = scratch.pointer
         for h in 0..<shape.heads {
             let g = shape.kvHead(of: h)

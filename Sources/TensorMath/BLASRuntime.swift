@@ -120,8 +120,16 @@ public enum BLASRuntime {
         }
     }
 
+    /// Re-selects the kernel family now (tests and benchmarks only: no other thread may be inside
+    /// BLAS). Returns the core active afterwards, or nil when this OpenBLAS cannot switch.
+    static func reselectCore(_ core: String) -> String? {
+        guard DynamicArch.canSwitch(to: core) else { return nil }
+        DynamicArch.switchCore(to: core)
+        return coreName
+    }
+
     /// A 67×45×53 product (odd sizes exercise the kernels' edge paths) against a Double loop.
-    private static func productIsCorrect() -> Bool {
+    static func productIsCorrect() -> Bool {
         let m = 67, n = 45, k = 53
         var a = [Float](repeating: 0, count: m * k), b = [Float](repeating: 0, count: k * n)
         for i in 0..<a.count { a[i] = Float((i * 37) % 101) / 50 - 1 }

@@ -7,7 +7,8 @@ public enum CrossEntropy {
     public static let ignoreIndex = -100
 
     /// losses `[rows]` = −log softmax(logits)[target] (0 where ignored); returns the mean over the
-    /// counted rows (0 when every row is ignored).
+    /// counted rows (0 when every row is ignored). Rows run in parallel; the mean is summed in row
+    /// order in Double, so the result does not depend on scheduling.
     @discardableResult
     public static func forward(
         losses: UnsafeMutablePointer<Float>,
@@ -16,16 +17,24 @@ public enum CrossEntropy {
         rows: Int, vocab: Int
     ) -> Float {
         precondition(targets.count == rows, "CrossEntropy: \(targets.count) targets for \(rows) rows")
-        var total = 0.0, counted = 0
-        for row in 0..<rows {
-            let target = targets[row]
-            if target == ignoreIndex { losses[row] = 0; continue }
+        for target in targets where target != ignoreIndex {
             precondition(target >= 0 && target < vocab, "CrossEntropy: target \(target) outside 0..<\(vocab)")
+        }
+        let rowLoss = UnsafeMutablePointer<Double>.allocate(capacity: max(rows, 1))
+        defer { rowLoss.deallocate() }
+        Parallel.forEachRow(rows, rowWork: vocab * 2) { row in
+            let target = targets[row]
+            if target == ignoreIndex { losses[row] = 0; rowLoss[row] = 0; return }
             let z = logits + row * vocab
-            let logSumExp = logSumExpRow(z, count: vocab)
-            let loss = logSumExp - Double(z[target])
+            let (maxValue, logSum) = logSumExpParts(z, count: vocab)
+            // log Σ e^z − z_t = (max − z_t) + log Σ e^(z − max): both terms small, no cancellation of large values.
+            let loss = Double(maxValue - z[target]) + logSum
             losses[row] = Float(loss)
-            total += loss
+            rowLoss[row] = loss
+        }
+        var total = 0.0, counted = 0
+        for row in 0..<rows where targets[row] != ignoreIndex {
+            total += rowLoss[row]
             counted += 1
         }
         return counted == 0 ? 0 : Float(total / Double(counted))
@@ -41,24 +50,38 @@ public enum CrossEntropy {
     ) {
         let counted = targets.reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
         if counted == 0 { return }
-        let scale = Double(dloss) / Double(counted)
-        for row in 0..<rows {
+        let scale = Float(Double(dloss) / Double(counted))
+        Parallel.forEachRow(rows, rowWork: vocab * 2) { row in
             let target = targets[row]
-            if target == ignoreIndex { continue }
+            if target == ignoreIndex { return }
             let z = logits + row * vocab, dz = dlogits + row * vocab
-            let logSumExp = logSumExpRow(z, count: vocab)
-            for i in 0..<vocab {
-                let p = exp(Double(z[i]) - logSumExp)
-                dz[i] += Float(scale * (p - (i == target ? 1 : 0)))
+            let (maxValue, logSum) = logSumExpParts(z, count: vocab)
+            let shift = Float(logSum)
+            // p_i = exp((z_i − max) − log Σ e^(z − max)); z_i − max is exact in Float.
+            let offset = VectorExp.Vector(repeating: maxValue), logSumVector = VectorExp.Vector(repeating: shift)
+            VectorExp.blocks(0..<vocab) { i, lanes in
+                let p = VectorExp.exp((VectorExp.load(z, i, lanes: lanes) - offset) - logSumVector)
+                VectorExp.store(VectorExp.load(dz, i, lanes: lanes) + scale * p, dz, i, lanes: lanes)
             }
+            dz[target] -= scale
         }
     }
 
-    static func logSumExpRow(_ z: UnsafePointer<Float>, count: Int) -> Double {
+    /// (max z, log Σ exp(z − max)) with the sum in Double, so a 49k-entry row keeps full precision.
+    static func logSumExpParts(_ z: UnsafePointer<Float>, count: Int) -> (max: Float, logSum: Double) {
         var maxValue = -Float.infinity
         for i in 0..<count { maxValue = max(maxValue, z[i]) }
         var sum = 0.0
-        for i in 0..<count { sum += Double(expf(z[i] - maxValue)) }
-        return Double(maxValue) + log(sum)
+        let offset = VectorExp.Vector(repeating: maxValue)
+        VectorExp.blocks(0..<count) { i, lanes in
+            let e = VectorExp.exp(VectorExp.load(z, i, lanes: lanes) - offset)
+            if lanes == 16 { sum += Double(e.sum()) } else { for j in 0..<lanes { sum += Double(e[j]) } }
+        }
+        return (maxValue, log(sum))
+    }
+
+    static func logSumExpRow(_ z: UnsafePointer<Float>, count: Int) -> Double {
+        let (maxValue, logSum) = logSumExpParts(z, count: count)
+        return Double(maxValue) + logSum
     }
 }

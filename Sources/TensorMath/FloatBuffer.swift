@@ -27,6 +27,13 @@ public final class FloatBuffer {
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 
+    /// `body(pointer)` with this buffer kept alive until it returns. `pointer` alone does not keep
+    /// the buffer alive: an optimized build may free a local buffer right after its last use as an
+    /// object, so code that holds only the pointer should go through here (or `withExtendedLifetime`).
+    public func withPointer<R>(_ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
+        try withExtendedLifetime(self) { try body(pointer) }
+    }
+
     /// A pointer `offset` floats in; checked once here, not per element.
     public func pointer(at offset: Int) -> UnsafeMutablePointer<Float> {
         precondition(offset >= 0 && offset <= count, "FloatBuffer: offset \(offset) outside 0...\(count)")

@@ -25,16 +25,20 @@ public enum GELU {
 public enum QuickGELU {
     public static func forward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, count: Int) {
         Parallel.forEachRange(count, grain: 32_768) { range in
-            for i in range { let x = input[i]; out[i] = x * (1 / (1 + expf(-1.702 * x))) }
+            VectorExp.blocks(range) { i, lanes in
+                let x = VectorExp.load(input, i, lanes: lanes)
+                VectorExp.store(x / (1 + VectorExp.exp(-1.702 * x)), out, i, lanes: lanes)
+            }
         }
     }
 
     /// dinput += dout · (σ(1.702x) + 1.702·x·σ·(1 − σ)).
     public static func backward(dinput: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, input: UnsafePointer<Float>, count: Int) {
         Parallel.forEachRange(count, grain: 32_768) { range in
-            for i in range {
-                let x = input[i], s = 1 / (1 + expf(-1.702 * x))
-                dinput[i] += dout[i] * (s + 1.702 * x * s * (1 - s))
+            VectorExp.blocks(range) { i, lanes in
+                let x = VectorExp.load(input, i, lanes: lanes), dy = VectorExp.load(dout, i, lanes: lanes)
+                let s = 1 / (1 + VectorExp.exp(-1.702 * x))
+                VectorExp.store(VectorExp.load(dinput, i, lanes: lanes) + dy * (s + 1.702 * x * s * (1 - s)), dinput, i, lanes: lanes)
             }
         }
     }

@@ -23,17 +23,20 @@ public enum Softmax {
         }
     }
 
-    /// Softmax of `count` floats; the sum is accumulated in Double so long rows (a 49k vocabulary)
-    /// keep full float precision.
+    /// Softmax of `count` floats (may alias). Exponentials 16 lanes at a time; the sum is
+    /// accumulated in Double (per-block float sums of ≤ 16 values ≤ 1) so long rows (a 49k
+    /// vocabulary) keep full float precision.
     @inline(__always)
     static func softmaxRow(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, count: Int) {
         var maxValue = -Float.infinity
         for i in 0..<count { maxValue = max(maxValue, input[i]) }
+        let shift = VectorExp.Vector(repeating: maxValue)
         var sum = 0.0
-        for i in 0..<count {
-            let e = expf(input[i] - maxValue)
-            out[i] = e
-            sum += Double(e)
+        VectorExp.blocks(0..<count) { i, lanes in
+            let e = VectorExp.exp(VectorExp.load(input, i, lanes: lanes) - shift)
+            VectorExp.store(e, out, i, lanes: lanes)
+            // Missing lanes loaded as 0 give e^(−max) ≠ 0: sum only the real ones.
+            if lanes == 16 { sum += Double(e.sum()) } else { for j in 0..<lanes { sum += Double(e[j]) } }
         }
         let scale = Float(1 / sum)
         for i in 0..<count { out[i] *= scale }
