@@ -97,6 +97,8 @@ let package = Package(
         // bench/decode_bench.sh's driver (not a product).
         .executableTarget(name: "InferenceBench", dependencies: ["Inference", "Models", "TensorMath"], path: "bench/InferenceBench",
                           swiftSettings: hotPath),
+        // Backward through the LLaVA stack, loss, AdamW, schedule, clipping, trainer loop, checkpoints.
+        .target(name: "Training", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Models"], swiftSettings: hotPath),
 
         .executableTarget(name: "LlavaForgeCLI", dependencies: [
             "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Parsing", "Generation", "Export",
@@ -127,6 +129,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizers", "Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Models", "TensorMath", "Checkpoints", "ForgeCore"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "TensorMath", "Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

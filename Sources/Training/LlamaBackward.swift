@@ -1,0 +1,132 @@
+import Models
+import TensorMath
+
+/// Gradient scratch for one backward pass of `tokens` positions (llm.c's "grads_acts"): one set
+/// reused by every layer, so memory is independent of depth. Every buffer is overwritten or
+/// zeroed before it accumulates, so a workspace can be reused across steps.
+public final class LlamaBackwardWorkspace {
+    public let tokens: Int
+    /// d(residual stream) `[T, C]`: d(layer output) on entry to a layer, d(layer input) on exit.
+    /// After `backward` it holds d(embeddings) — what a LLaVA splice routes to the projector.
+    public let dStream: FloatBuffer
+    let dNorm: FloatBuffer       // [T, C]: d(RMSNorm output)
+    let dAttention: FloatBuffer  // [T, heads·D]
+    let dq: FloatBuffer          // [T, heads·D]
+    let dk: FloatBuffer          // [T, kvHeads·D]
+    let dv: FloatBuffer          // [T, kvHeads·D]
+    let dGated: FloatBuffer      // [T, I]
+    let dGate: FloatBuffer       // [T, I]
+    let dUp: FloatBuffer         // [T, I]
+
+    public init(config c: LlamaConfig, tokens t: Int) {
+        tokens = t
+        dStream = FloatBuffer(count: t * c.hiddenSize)
+        dNorm = FloatBuffer(count: t * c.hiddenSize)
+        dAttention = FloatBuffer(count: t * c.qWidth)
+        dq = FloatBuffer(count: t * c.qWidth)
+        dk = FloatBuffer(count: t * c.kvWidth)
+        dv = FloatBuffer(count: t * c.kvWidth)
+        dGated = FloatBuffer(count: t * c.intermediateSize)
+        dGate = FloatBuffer(count: t * c.intermediateSize)
+        dUp = FloatBuffer(count: t * c.intermediateSize)
+    }
+}
+
+@inline(__always)
+func zero(_ buffer: FloatBuffer, _ count: Int) {
+    Parallel.forEachRange(count, grain: 262_144) { range in
+        (buffer.pointer + range.lowerBound).update(repeating: 0, count: range.count)
+    }
+}
+
+extension LlamaModel {
+    /// Backward of `forward(activations:)` from dlogits `[T, V]` (may be the logits buffer itself,
+    /// overwritten by a fused loss). Accumulates every parameter gradient into `gradients`
+    /// (a buffer with this model's parameter layout: gradient of the tensor at offset o lives at
+    /// `gradients.storage.pointer + o`). On return `workspace.dStream` holds d(embeddings) `[T, C]`.
+    ///
+    /// `embeddingTokens`: ids whose embedding rows receive the embedding gradient (one per
+    /// position; pass a negative id for positions that were not token embeddings, e.g. spliced
+    /// image rows). `nil` skips the embedding-table gradient (the input was embeddings only).
+    /// `weightGradients: false` (a frozen decoder, Stage 1) forms only d(embeddings): no
+    /// parameter gradient is written, which skips a third of the backward's matrix work.
+    public func backward(
+        activations a: LlamaActivations,
+        dLogits: UnsafePointer<Float>,
+        gradients: ParameterBuffer,
+        workspace w: LlamaBackwardWorkspace,
+        embeddingTokens: [Int]?,
+        weightGradients: Bool = true
+    ) {
+        precondition(a.keepForBackward, "LlamaModel.backward: activations were not kept for backward")
+        precondition(a.tokens == w.tokens, "LlamaModel.backward: workspace for \(w.tokens) tokens, activations for \(a.tokens)")
+        precondition(gradients.totalCount == parameters.totalCount, "LlamaModel.backward: gradient buffer layout differs")
+        let c = config, t = a.tokens, hidden = c.hiddenSize, inter = c.intermediateSize
+        let p = parameters.storage.pointer
+        let g: UnsafeMutablePointer<Float>? = weightGradients ? gradients.storage.pointer : nil
+        func optional(_ base: UnsafeMutablePointer<Float>?, _ offset: Int?) -> UnsafeMutablePointer<Float>? {
+            guard let base, let offset else { return nil }
+            return base + offset
+        }
+        let shape = Attention.Shape(tokens: t, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, causal: true)
+        let scale = 1 / Float(c.headDim).squareRoot()
+
+        // lm_head (tied: the embedding table) and the final norm.
+        zero(w.dNorm, t * hidden)
+        Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, headOffset), dbias: nil, dout: dLogits,
+                        input: a.finalNorm.pointer, weight: p + headOffset, rows: t, inFeatures: hidden, outFeatures: c.vocabSize)
+        zero(w.dStream, t * hidden)
+        RMSNorm.backward(dinput: w.dStream.pointer, dweight: optional(g, finalNormOffset), dout: w.dNorm.pointer,
+                         input: a.finalInput.pointer, weight: p + finalNormOffset, rstd: a.finalRstd.pointer, rows: t, dim: hidden)
+
+        for index in stride(from: layerOffsets.count - 1, through: 0, by: -1) {
+            let o = layerOffsets[index], l = a.layers[index]
+            // output = middle + down(silu(gate)·up): dStream is d(output) = d(middle) so far.
+            zero(w.dGated, t * inter)
+            Linear.backward(dinput: w.dGated.pointer, dweight: optional(g, o.down), dbias: optional(g, o.downBias), dout: w.dStream.pointer,
+                            input: l.gated.pointer, weight: p + o.down, rows: t, inFeatures: inter, outFeatures: hidden)
+            zero(w.dGate, t * inter)
+            zero(w.dUp, t * inter)
+            SwiGLU.backward(dgate: w.dGate.pointer, dup: w.dUp.pointer, dout: w.dGated.pointer,
+                            gate: l.gate.pointer, up: l.up.pointer, count: t * inter)
+            zero(w.dNorm, t * hidden)
+            Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.gate), dbias: optional(g, o.gateBias), dout: w.dGate.pointer,
+                            input: l.norm2.pointer, weight: p + o.gate, rows: t, inFeatures: hidden, outFeatures: inter)
+            Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.up), dbias: optional(g, o.upBias), dout: w.dUp.pointer,
+                            input: l.norm2.pointer, weight: p + o.up, rows: t, inFeatures: hidden, outFeatures: inter)
+            RMSNorm.backward(dinput: w.dStream.pointer, dweight: optional(g, o.postNorm), dout: w.dNorm.pointer,
+                             input: l.middle.pointer, weight: p + o.postNorm, rstd: l.rstd2.pointer, rows: t, dim: hidden)
+
+            // middle = input + o_proj(attention): dStream is now d(middle) = d(input) so far.
+            zero(w.dAttention, t * c.qWidth)
+            Linear.backward(dinput: w.dAttention.pointer, dweight: optional(g, o.o), dbias: optional(g, o.oBias), dout: w.dStream.pointer,
+                            input: l.attention.pointer, weight: p + o.o, rows: t, inFeatures: c.qWidth, outFeatures: hidden)
+            zero(w.dq, t * c.qWidth)
+            zero(w.dk, t * c.kvWidth)
+            zero(w.dv, t * c.kvWidth)
+            Attention.backward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.dAttention.pointer, probs: l.probs.pointer,
+                               q: l.q.pointer, k: l.k.pointer, v: l.v.pointer, shape: shape, scale: scale)
+            // q and k were rotated after their projections; undo the rotation on their gradients.
+            RoPE.backward(w.dq.pointer, table: rotary, tokens: t, heads: c.numAttentionHeads)
+            RoPE.backward(w.dk.pointer, table: rotary, tokens: t, heads: c.numKeyValueHeads)
+            zero(w.dNorm, t * hidden)
+            Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.q), dbias: optional(g, o.qBias), dout: w.dq.pointer,
+                            input: l.norm1.pointer, weight: p + o.q, rows: t, inFeatures: hidden, outFeatures: c.qWidth)
+            Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.k), dbias: optional(g, o.kBias), dout: w.dk.pointer,
+                            input: l.norm1.pointer, weight: p + o.k, rows: t, inFeatures: hidden, outFeatures: c.kvWidth)
+            Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.v), dbias: optional(g, o.vBias), dout: w.dv.pointer,
+                            input: l.norm1.pointer, weight: p + o.v, rows: t, inFeatures: hidden, outFeatures: c.kvWidth)
+            RMSNorm.backward(dinput: w.dStream.pointer, dweight: optional(g, o.inputNorm), dout: w.dNorm.pointer,
+                             input: l.input.pointer, weight: p + o.inputNorm, rstd: l.rstd1.pointer, rows: t, dim: hidden)
+        }
+
+        guard let embeddingTokens, let g else { return }
+        precondition(embeddingTokens.count == t, "LlamaModel.backward: \(embeddingTokens.count) embedding ids for \(t) positions")
+        let table = g + embedOffset, dEmbeddings = w.dStream.pointer
+        for (position, id) in embeddingTokens.enumerated() where id >= 0 {
+            precondition(id < c.vocabSize, "LlamaModel.backward: token id \(id) outside the vocabulary")
+            let target = table + id * hidden, source = dEmbeddings + position * hidden
+            for i in 0..<hidden { target[i] += source[i] }
+        }
+    }
+}
