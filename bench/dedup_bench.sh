@@ -5,6 +5,12 @@
 # incremental rerun. Goal: detection <= 60 s on this machine (2 cores).
 #
 #   bench/dedup_bench.sh [N]        # default N = 158000
+#
+# Measured 2026-12-01 (2 cores shared with other jobs, load average 4-9): 158K samples, 157 words
+# on average; in-memory detection 21-45 s depending on load (shingles+MinHash+bands on both
+# cores 18-40 s, LSH + exact Jaccard 2-5 s); the stored path (DedupRunner: load, exact, near,
+# persist) 25.9 s; incremental rerun 0.75 s; recall on planted pairs with Jaccard >= 0.8: 0.992;
+# no false marks (every mark is confirmed by exact Jaccard >= 0.7); peak RSS 0.86 GB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-158000}"

@@ -1,4 +1,5 @@
 import ForgeCore
+import Foundation
 import GRDB
 import Store
 
@@ -29,14 +30,27 @@ public enum SampleLoader {
             args += [stage]
         }
         sql += " ORDER BY id"
+        var ids: [Int64] = [], typeOf: [String] = [], imageOf: [Int64] = [], jsons: [String?] = []
+        let rows = try Row.fetchCursor(db, sql: sql, arguments: args)
+        while let row = try rows.next() {
+            ids.append(row[0]); typeOf.append(row[1]); imageOf.append(row[2]); jsons.append(row[3])
+        }
+        // Decoding the turns is the slow part: all cores.
+        var turns = [[QualitySample.Turn]](repeating: [], count: ids.count)
+        turns.withUnsafeMutableBufferPointer { out in
+            let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, ids.count / 256 + 1))
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                var i = w
+                while i < jsons.count {
+                    out[i] = jsons[i].flatMap(QualitySample.decodeTurns) ?? []
+                    i += workers
+                }
+            }
+        }
         var out: [QualitySample] = []
-        var imageOf: [Int64] = []
-        for row in try Row.fetchAll(db, sql: sql, arguments: args) {
-            let type: String = row[1]
-            let json: String? = row[3]
-            out.append(QualitySample(id: row[0], type: type, format: formats[type] ?? defaultFormat(forType: type),
-                                     turns: json.flatMap(QualitySample.decodeTurns) ?? []))
-            imageOf.append(row[2])
+        out.reserveCapacity(ids.count)
+        for k in ids.indices {
+            out.append(QualitySample(id: ids[k], type: typeOf[k], format: formats[typeOf[k]] ?? defaultFormat(forType: typeOf[k]), turns: turns[k]))
         }
         if withBoxes && !out.isEmpty {
             var counts: [Int64: [String: Int]] = [:]

@@ -54,11 +54,30 @@ public enum TextTokens {
         return copy.withUTF8 { hash64(UnsafeRawBufferPointer($0), seed: seed) }
     }
 
-    /// 128-bit hex digest of the normalized text (two independently seeded 64-bit hashes).
+    /// 128-bit hex digest of the normalized text (two differently seeded and multiplied 64-bit
+    /// hashes), streamed over the bytes: no intermediate strings.
     public static func normalizedHash(_ text: String) -> String {
-        let n = normalized(text)
-        let a = hash64(n, seed: 0x5157_4c41_5641_0001), b = hash64(n, seed: 0x5157_4c41_5641_0002)
-        return hex(a) + hex(b)
+        var a: UInt64 = 0xcbf29ce484222325, b: UInt64 = 0x6a09e667f3bcc908
+        var copy = text
+        copy.withUTF8 { bytes in
+            var pendingSpace = false
+            var started = false
+            for byte in bytes {
+                if isWordByte(byte) {
+                    if pendingSpace && started {
+                        a = (a ^ 0x20) &* 0x100000001b3; b = (b ^ 0x20) &* 0x9E3779B97F4A7C15
+                    }
+                    pendingSpace = false
+                    started = true
+                    let l = UInt64(lower(byte))
+                    a = (a ^ l) &* 0x100000001b3
+                    b = (b ^ l) &* 0x9E3779B97F4A7C15
+                } else {
+                    pendingSpace = true
+                }
+            }
+        }
+        return hex(mix(a)) + hex(mix(b ^ 0x5157_4c41_5641_0002))
     }
 
     static func hex(_ v: UInt64) -> String {

@@ -137,5 +137,10 @@ final class DedupTests: XCTestCase {
         XCTAssertEqual(TextTokens.normalizedHash("A dog,  on the COUCH!"), TextTokens.normalizedHash("a dog on the couch"))
         XCTAssertNotEqual(TextTokens.normalizedHash("a dog on the couch"), TextTokens.normalizedHash("a cat on the couch"))
         XCTAssertEqual(TextTokens.normalized("  Hello,\n\tWorld!! "), "hello world")
+        XCTAssertEqual(TextTokens.normalizedHash("  Hello,\n\tWorld!! "), TextTokens.normalizedHash("hello world"))
+        XCTAssertNotEqual(TextTokens.normalizedHash("helloworld"), TextTokens.normalizedHash("hello world"))
+        XCTAssertEqual(QualitySample.stripImageToken("<image>\n  What is it?  "), "What is it?")
+        XCTAssertEqual(QualitySample.stripImageToken("What is it?\n<image>"), "What is it?")
+        XCTAssertEqual(QualitySample.stripImageToken("What <image>is it?"), "What is it?")
     }
 }
