@@ -85,8 +85,14 @@ final class GeneratorResilienceTests: XCTestCase {
         var inFlightAfterKill = 0
         for _ in 0..<12 where kills < 6 {
             let p = try Self.spawn(binary, arguments, log: dir + "/run.log")
-            // Debug-build start-up takes a few hundred ms; kill somewhere after it.
-            usleep(UInt32.random(in: 250_000...900_000, using: &rng))
+            // Kill once the stored samples pass a random point of this run's share of the work
+            // (plus a random 0–40 ms, so kills also land between commits): tied to progress,
+            // not to wall time, so a fast or a loaded machine both get mid-run kills.
+            let before = try count("SELECT count(*) FROM samples")
+            let target = min(n - 10, before + Int.random(in: 5...max(6, (n - before) / 4), using: &rng))
+            let deadline = Date().addingTimeInterval(30)
+            while p.isRunning, Date() < deadline, try count("SELECT count(*) FROM samples") < target { usleep(2_000) }
+            usleep(UInt32.random(in: 0...40_000, using: &rng))
             if p.isRunning {
                 kill(p.processIdentifier, SIGKILL)
                 p.waitUntilExit()
