@@ -25,7 +25,7 @@ final class GeneratorResilienceTests: XCTestCase {
         dir = NSTemporaryDirectory() + "genres-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         db = try ForgeDatabase(path: dir + "/x.db")
-        try Self.ingest(images: 240, into: db, dir: dir)
+        try Self.ingest(images: 480, into: db, dir: dir)
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
@@ -68,7 +68,7 @@ final class GeneratorResilienceTests: XCTestCase {
     /// N unique samples, one request row per sample, and an intact database.
     func testKill9AtRandomPointsThenResumeEndsWithExactlyNSamples() throws {
         let binary = try Self.binaryPath()
-        let n = 200
+        let n = 400
         let server = try MockOpenAIServer(recordRequests: false) { request in
             // 20–60 ms per answer: a run takes ≈ 1.5 s at concurrency 8, so kills land mid-flight.
             guard case .respond(let s, let h, let b, _) = MockOpenAIServer.benchmarkHandler(latency: 0)(request) else { return .closeConnection }
@@ -90,7 +90,7 @@ final class GeneratorResilienceTests: XCTestCase {
             // not to wall time, so a fast or a loaded machine both get mid-run kills.
             let before = try count("SELECT count(*) FROM samples")
             let target = before + Int.random(in: 3...8, using: &rng)
-            guard target < n - 20 else { p.terminate(); p.waitUntilExit(); break }  // leave the end to the final run
+            guard target < n - 60 else { p.terminate(); p.waitUntilExit(); break }  // leave the end to the final run
             let deadline = Date().addingTimeInterval(30)
             while p.isRunning, Date() < deadline, try count("SELECT count(*) FROM samples") < target { usleep(2_000) }
             usleep(UInt32.random(in: 0...40_000, using: &rng))
