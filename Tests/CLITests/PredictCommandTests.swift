@@ -155,6 +155,45 @@ final class PredictCommandTests: XCTestCase {
         XCTAssertEqual(generated.first, last.indices.max(by: { last[$0] < last[$1] || (last[$0] == last[$1] && $0 > $1) }))
     }
 
+    /// A text prompt with `<image>` through the tokenizer: tiny_llava + a 300-id byte-level
+    /// tokenizer (tools/reference/make_cli_fixtures.py). The ids `predict` feeds — shown by the
+    /// dumped logits' row count and values — are HF `tokenizers`' ids with `<image>` expanded to the
+    /// image's 9 feature rows, both as written (`--template none`) and in the llava-hf template
+    /// (auto for a llava folder whose tokenizer has no chat template).
+    func testImagePlaceholderExpandsToTheImageRows() throws {
+        let photo = Self.repoRoot + "/seeds/images/blurred_wall_clock.jpg"
+        guard FileManager.default.fileExists(atPath: photo) else { throw XCTSkip("no seed photo at \(photo)") }
+        let fixture = Self.repoRoot + "/Tests/CLITests/Fixtures/tiny_llava_tokenizer"
+        let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixture + "/expected.json"))) as! [String: Any]
+        let folder = temporaryPath("tiny_llava_with_tokenizer")
+        try? FileManager.default.removeItem(atPath: folder)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for file in ["config.json", "model.safetensors"] {
+            try FileManager.default.createSymbolicLink(atPath: folder + "/" + file, withDestinationPath: "\(Self.fixtures)/tiny_llava/model/\(file)")
+        }
+        try FileManager.default.createSymbolicLink(atPath: folder + "/tokenizer.json", withDestinationPath: fixture + "/tokenizer.json")
+
+        guard case .llava(let model) = try ModelLoader.load(path: folder) else { return XCTFail("not a llava model") }
+        let pixels = CLIPPreprocessor(config: .openAI(resolution: model.config.visionConfig.imageSize))
+            .pixelValues(try ImageDecoder.decode(path: photo), padToSquare: false)
+        let question = expected["question"] as! String
+        for (template, prompt, key) in [("none", "<image>\n" + question, "none_ids"), ("auto", question, "llava_hf_ids")] {
+            let ids = ints(expected, key)
+            let npy = temporaryPath("expanded-\(template).npy")
+            let run = try predict(["--model", folder, "--image", photo, "--prompt", prompt, "--template", template,
+                                   "--max-tokens", "2", "--ignore-eos", "--dump-logits", npy])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            XCTAssertTrue(run.stderr.contains("prompt tokens: \(ids.count) "), "\(template): \(run.stderr)")
+            let (shape, dumped) = try NumpyArrayFile.read(path: npy)
+            XCTAssertEqual(shape, [ids.count, model.language.config.vocabSize], template)
+            let reference = try model.logits(tokens: ids, pixelValues: pixels)
+            XCTAssertLessThanOrEqual(maxAbsDifference(dumped, reference), 1e-5, template)
+        }
+        // Two placeholders for one image is a usage error.
+        let twice = try predict(["--model", folder, "--image", photo, "--prompt", "<image><image>hi", "--template", "none"])
+        XCTAssertEqual(twice.status, 64, twice.stderr)
+    }
+
     // MARK: - SmolLM2 GGUF (skipped when absent)
 
     var smolLM2Path: String {
