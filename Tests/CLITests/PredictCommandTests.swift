@@ -4,6 +4,7 @@ import Checkpoints
 import ForgeCore
 import Imaging
 import Models
+import Tokenizers
 
 /// `llava-forge predict` run as a process (the debug build of the binary) on the model fixtures of
 /// Tests/ModelTests/Fixtures (tools/reference/make_model_fixtures.py): dumped prompt logits equal
@@ -231,15 +232,20 @@ final class PredictCommandTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxAbsDifference(strided, expected), 5e-4)
     }
 
+    /// The auto template for the SmolLM2 GGUF is chatml-smollm (its Jinja template is ChatML with
+    /// SmolLM2's system prompt); generation ends at <|im_end|>, which is not printed.
     func testSmolLM2ChatTemplateStopsAtEndOfTurn() throws {
         guard FileManager.default.fileExists(atPath: smolLM2Path) else { throw XCTSkip("SmolLM2 GGUF not found at \(smolLM2Path)") }
-        let run = try predict(["--model", smolLM2Path, "--prompt", "Say hello.", "--max-tokens", "48"])
+        let question = "What is the capital of France?"
+        let tokenizer = try TokenizerLoader.load(gguf: smolLM2Path)
+        let rendered = try ChatTemplate(.chatMLSmolLM).generationPrompt([.user(question)]).text
+        let expectedCount = tokenizer.encode(rendered).count
+        let run = try predict(["--model", smolLM2Path, "--prompt", question, "--max-tokens", "48"])
         XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertFalse(run.stdout.isEmpty)
-        XCTAssertFalse(run.stdout.contains("<|im_end|>"))
-        // The auto template wrapped the prompt in SmolLM2's ChatML with its system prompt.
-        XCTAssertTrue(run.stderr.contains("finish: stop") || run.stderr.contains("generated tokens: 48,"), run.stderr)
-        XCTAssertFalse(run.stderr.contains("prompt tokens: 4 "), run.stderr)
+        XCTAssertTrue(run.stderr.contains("prompt tokens: \(expectedCount) "), run.stderr)
+        XCTAssertTrue(run.stderr.contains("finish: stop"), run.stderr)
+        XCTAssertTrue(run.stdout.contains("Paris"), run.stdout)
+        XCTAssertFalse(run.stdout.contains("<|im_end|>"), run.stdout)
     }
 
     // MARK: - Bad input
