@@ -97,13 +97,16 @@ let package = Package(
         // bench/decode_bench.sh's driver (not a product).
         .executableTarget(name: "InferenceBench", dependencies: ["Inference", "Models", "TensorMath"], path: "bench/InferenceBench",
                           swiftSettings: hotPath),
+        // bench/forward_bench.sh's driver (not a product): LLaVA forward tokens/s and GFLOP/s vs sgemm peak.
+        .executableTarget(name: "ForwardBench", dependencies: ["Models", "TensorMath"], path: "bench/ForwardBench",
+                          swiftSettings: hotPath),
         // Backward through the LLaVA stack, loss, AdamW, schedule, clipping, trainer loop, checkpoints.
         .target(name: "Training", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Models"], swiftSettings: hotPath),
 
         .executableTarget(name: "LlavaForgeCLI", dependencies: [
             "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Parsing", "Generation", "Export",
             "Quality", "Pipeline",
-            "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "Models",
+            "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "Models", "Inference",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -130,6 +133,8 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Models", "TensorMath", "Checkpoints", "ForgeCore"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "TensorMath", "Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
+        // `llava-forge predict` run as a process on the model fixtures; the .npy writer.
+        .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Models", "Imaging", "Tokenizers", "ForgeCore"]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

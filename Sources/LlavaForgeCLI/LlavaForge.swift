@@ -17,12 +17,13 @@ struct LlavaForge: ParsableCommand {
           stats     counts, failures, lengths, tokens
           model-info architecture, tensors, dtypes, parameters, tokenizer of a checkpoint
           tokenize  token ids of a text (tokenizer folder or GGUF, optional chat template)
+          predict   run a prompt (+ image) through a model: streamed continuation, --dump-logits .npy
           run       run a pipeline file (pipelines/*.yaml) as a DAG, redoing only what changed
           filter    quality filters, every rejection stored with its reason
           dedup     exact + MinHash-LSH near-duplicate removal (incremental)
         """,
         subcommands: [Ingest.self, Context.self, Generate.self, Batch.self, Export.self, Inspect.self, Stats.self,
-                      Run.self, Filter.self, Dedup.self, ModelInfo.self, Tokenize.self]
+                      Run.self, Filter.self, Dedup.self, ModelInfo.self, Tokenize.self, Predict.self]
     )
 }
 
