@@ -41,6 +41,10 @@ public struct GenerateOptions: Sendable {
     public var commitInterval: Double = 0.05
     /// Send requests that were exported to a Batch API file and not imported yet (default: skip them).
     public var includeExported = false
+    /// Pacing and in-flight budget shared with other Generators of this process (see
+    /// `SharedLimiter`); nil = this run's own limiter from `requestsPerMinute`/`tokensPerMinute`
+    /// and `concurrency`.
+    public var sharedLimiter: SharedLimiter?
 
     public init(limit: Int, model: String, baseURL: String) {
         self.limit = limit
@@ -61,6 +65,8 @@ public struct GenerateSummary: Sendable, Codable {
     /// In-flight rows of a dead run put back to pending at start.
     public var reclaimed = 0
     public var sent = 0
+    /// Requests this run had in flight at most (its concurrency, or its lease of a shared budget).
+    public var concurrency = 0
     public var succeeded = 0
     public var failed = 0
     public var samplesOK = 0

@@ -42,14 +42,19 @@ public final class Generator {
     public func run(progress: ((String) -> Void)? = nil) throws -> GenerateSummary {
         guard options.limit >= 0 else { throw ForgeError(.usage, "--limit must be ≥ 0") }
         guard options.concurrency >= 1 else { throw ForgeError(.usage, "--concurrency must be ≥ 1") }
-        let lock = try RunLock(databasePath: database.path)
+        // The process's lock on this database (shared with the other Generators of this
+        // process; a second process is refused), claiming this type.
+        let lock = try RunLock(databasePath: database.path, type: spec.name)
         defer { lock.release() }
         let started = Date()
+        let type = spec.name
         let (runID, reclaimed) = try database.write { db -> (Int64, Int) in
             // A previous process died mid-request: those requests were never (durably) answered.
-            try db.execute(sql: "UPDATE requests SET status = 'pending' WHERE status = 'in_flight'")
+            // Only this type's: no other process is live (the lock), and the other types may be
+            // in flight right now in another Generator of this process.
+            try db.execute(sql: "UPDATE requests SET status = 'pending' WHERE status = 'in_flight' AND type = ?", arguments: [type])
             let reclaimed = db.changesCount
-            try db.execute(sql: "UPDATE runs SET status = 'killed' WHERE status = 'running'")
+            try db.execute(sql: "UPDATE runs SET status = 'killed' WHERE status = 'running' AND type = ?", arguments: [type])
             try db.execute(sql: "INSERT INTO runs(type, base_url, model, params_json, requested) VALUES (?, ?, ?, ?, ?)",
                            arguments: [spec.name, options.baseURL, options.model, paramsJSON(), options.limit])
             return (db.lastInsertedRowID, reclaimed)
@@ -76,7 +81,7 @@ public final class Generator {
         let final = summary
         try database.write { db in
             // Retries dropped by a stop: those requests were not answered.
-            try db.execute(sql: "UPDATE requests SET status = 'pending' WHERE status = 'in_flight'")
+            try db.execute(sql: "UPDATE requests SET status = 'pending' WHERE status = 'in_flight' AND type = ?", arguments: [type])
             try writeTotals(final, runID: runID, db: db)
             try db.execute(sql: """
                 UPDATE runs SET finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), totals_json = ?, status = ?, stopped_reason = ?
@@ -89,9 +94,18 @@ public final class Generator {
     // MARK: sending
 
     private func send(_ jobs: [Job], runID: Int64, state: RunState, progress: ((String) -> Void)?) throws {
+        // With a shared limiter: one pacing state for every Generator of the process, and a
+        // lease of the shared in-flight budget held while this run sends.
+        let wanted = min(options.concurrency, max(1, jobs.count))
+        let shared = options.sharedLimiter
+        let slots = shared?.budget.acquire(wanted: wanted) ?? wanted
+        defer { shared?.budget.release(slots) }
+        state.update { $0.concurrency = slots }
+        let limits = shared.map { RateLimits(group: $0.rate) }
+            ?? RateLimits(requestsPerMinute: options.requestsPerMinute, tokensPerMinute: options.tokensPerMinute)
         let engine = try ChatEngine(config: client.config, options: EngineOptions(
-            concurrency: min(options.concurrency, max(1, jobs.count)),
-            limits: RateLimits(requestsPerMinute: options.requestsPerMinute, tokensPerMinute: options.tokensPerMinute),
+            concurrency: slots,
+            limits: limits,
             retryBudget: options.retryBudget ?? max(100, jobs.count / 10),
             circuitBreaker: options.circuitBreaker))
         var byID: [Int64: Job] = [:]

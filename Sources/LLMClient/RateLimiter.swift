@@ -4,10 +4,15 @@ import Foundation
 public struct RateLimits: Sendable, Equatable {
     public var requestsPerMinute: Double?
     public var tokensPerMinute: Double?
+    /// When set, every `RateLimiter` built from these limits paces against this one shared
+    /// state (several engines, e.g. the concurrent generate branches of a pipeline, under one
+    /// budget); `requestsPerMinute`/`tokensPerMinute` here are then ignored (the group's rule).
+    public var group: RateLimitGroup?
 
-    public init(requestsPerMinute: Double? = nil, tokensPerMinute: Double? = nil) {
+    public init(requestsPerMinute: Double? = nil, tokensPerMinute: Double? = nil, group: RateLimitGroup? = nil) {
         self.requestsPerMinute = requestsPerMinute
         self.tokensPerMinute = tokensPerMinute
+        self.group = group
     }
 
     public static let none = RateLimits()
@@ -71,17 +76,17 @@ struct TokenBucket {
 /// estimated before the call, corrected from `usage` after), live adaption from the
 /// `x-ratelimit-*` headers, and a global pause after a 429.
 ///
-/// Not thread-safe: it lives on the engine's event-loop thread.
-public final class RateLimiter {
-    public private(set) var limits: RateLimits
+/// Not thread-safe: `RateLimiter` locks around it.
+final class RateLimiterCore {
+    var limits: RateLimits
     /// Limits given by the user: headers may lower them but never raise them.
     private let configured: RateLimits
     private var requests: TokenBucket?
     private var tokens: TokenBucket?
     /// Every sender waits until then (after a 429).
-    public private(set) var pausedUntil: Double = 0
+    var pausedUntil: Double = 0
 
-    public init(limits: RateLimits, now: Double = RateLimiter.now()) {
+    init(limits: RateLimits, now: Double) {
         self.limits = limits
         self.configured = limits
         if let r = limits.requestsPerMinute { requests = TokenBucket(perMinute: r, now: now) }
@@ -89,7 +94,7 @@ public final class RateLimiter {
     }
 
     /// Seconds until a request estimated at `tokenCost` tokens may be sent (0 = now).
-    public func delay(tokenCost: Int, now: Double = RateLimiter.now()) -> Double {
+    func delay(tokenCost: Int, now: Double = RateLimiter.now()) -> Double {
         var d = max(0, pausedUntil - now)
         if var r = requests { d = max(d, r.wait(for: 1, now: now)); requests = r }
         if var t = tokens { d = max(d, t.wait(for: Double(tokenCost), now: now)); tokens = t }
@@ -97,24 +102,24 @@ public final class RateLimiter {
     }
 
     /// Records a request going out.
-    public func consume(tokenCost: Int, now: Double = RateLimiter.now()) {
+    func consume(tokenCost: Int, now: Double = RateLimiter.now()) {
         requests?.take(1, now: now)
         tokens?.take(Double(tokenCost), now: now)
     }
 
     /// Adjusts the token bucket once the server reports what a request really cost.
-    public func correct(estimated: Int, actual: Int, now: Double = RateLimiter.now()) {
+    func correct(estimated: Int, actual: Int, now: Double = RateLimiter.now()) {
         guard tokens != nil, actual >= 0 else { return }
         tokens!.take(Double(actual - estimated), now: now)
     }
 
     /// Every sender waits at least until `until` (a 429 answer).
-    public func pause(until: Double) { pausedUntil = max(pausedUntil, until) }
+    func pause(until: Double) { pausedUntil = max(pausedUntil, until) }
 
     /// Learns from `x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and `x-ratelimit-reset-*`.
     /// A lower server limit replaces the configured one; remaining counts clamp the buckets;
     /// a remaining count of 0 blocks that bucket until its reset.
-    public func observe(headers: [String: String], now: Double = RateLimiter.now()) {
+    func observe(headers: [String: String], now: Double = RateLimiter.now()) {
         func number(_ name: String) -> Double? {
             guard let v = headers[name], let d = Double(v.trimmingCharacters(in: .whitespaces)), d.isFinite, d >= 0 else { return nil }
             return d
@@ -145,6 +150,89 @@ public final class RateLimiter {
                 tokens!.blockedUntil = max(tokens!.blockedUntil, now + reset)
             }
         }
+    }
+}
+
+/// One pacing state several engines share (one process, one server): an RPM and a TPM bucket,
+/// the header adaption and the 429 pause apply to all of them together.
+public final class RateLimitGroup: @unchecked Sendable, Equatable {
+    let core: RateLimiterCore
+    let lock = NSLock()
+
+    public init(requestsPerMinute: Double? = nil, tokensPerMinute: Double? = nil) {
+        core = RateLimiterCore(limits: RateLimits(requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute), now: RateLimiter.now())
+    }
+
+    public var limits: RateLimits { lock.lock(); defer { lock.unlock() }; return core.limits }
+
+    public static func == (a: RateLimitGroup, b: RateLimitGroup) -> Bool { a === b }
+}
+
+/// The engine's view of the pacing: its own state, or a `RateLimitGroup` shared with other
+/// engines on other threads. Each instance is used by one event-loop thread.
+///
+/// With a group, `delay` returning 0 also takes the request's share of the buckets at once
+/// (under the group's lock) and the following `consume` only confirms it, so two engines can
+/// never both spend the last token between each other's check and take.
+public final class RateLimiter {
+    private let core: RateLimiterCore
+    private let lock: NSLock?
+    private var reserved = false
+
+    public init(limits: RateLimits, now: Double = RateLimiter.now()) {
+        if let g = limits.group {
+            core = g.core
+            lock = g.lock
+        } else {
+            core = RateLimiterCore(limits: limits, now: now)
+            lock = nil
+        }
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        lock?.lock(); defer { lock?.unlock() }
+        return body()
+    }
+
+    public var limits: RateLimits { locked { core.limits } }
+    /// Every sender waits until then (after a 429).
+    public var pausedUntil: Double { locked { core.pausedUntil } }
+    /// True when this limiter paces against a shared group.
+    public var isShared: Bool { lock != nil }
+
+    /// Seconds until a request estimated at `tokenCost` tokens may be sent (0 = now).
+    public func delay(tokenCost: Int, now: Double = RateLimiter.now()) -> Double {
+        guard lock != nil else { return core.delay(tokenCost: tokenCost, now: now) }
+        return locked {
+            if reserved { return 0 }
+            let d = core.delay(tokenCost: tokenCost, now: now)
+            if d == 0 {
+                core.consume(tokenCost: tokenCost, now: now)
+                reserved = true
+            }
+            return d
+        }
+    }
+
+    /// Records a request going out.
+    public func consume(tokenCost: Int, now: Double = RateLimiter.now()) {
+        locked {
+            if reserved { reserved = false; return }
+            core.consume(tokenCost: tokenCost, now: now)
+        }
+    }
+
+    /// Adjusts the token bucket once the server reports what a request really cost.
+    public func correct(estimated: Int, actual: Int, now: Double = RateLimiter.now()) {
+        locked { core.correct(estimated: estimated, actual: actual, now: now) }
+    }
+
+    /// Every sender waits at least until `until` (a 429 answer).
+    public func pause(until: Double) { locked { core.pause(until: until) } }
+
+    /// Learns from `x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and `x-ratelimit-reset-*`.
+    public func observe(headers: [String: String], now: Double = RateLimiter.now()) {
+        locked { core.observe(headers: headers, now: now) }
     }
 
     /// Go-style durations as OpenAI sends them: `6m0s`, `1s`, `12ms`, `0.5s`, `1h2m3.5s`,

@@ -56,6 +56,10 @@ public struct PipelineDefinition: Sendable {
     public var maxInFlight: Int
     /// In file order.
     public var stages: [StageDefinition]
+    /// Client-side pacing shared by every generate stage talking to one server (nil = none;
+    /// the server's `x-ratelimit-*` headers still apply).
+    public var requestsPerMinute: Int? = nil
+    public var tokensPerMinute: Int? = nil
 
     public func stage(_ name: String) -> StageDefinition? { stages.first { $0.name == name } }
 }

@@ -14,7 +14,7 @@ import Yams
 ///       ingest:   {kind: ingest, params: {captions: ..., instances: ...}}
 ///       contexts: {kind: contexts, needs: ingest}
 public enum PipelineLoader {
-    public static let topLevelKeys = ["name", "description", "vars", "database", "prompts", "seeds", "max_parallel", "max_in_flight", "stages"]
+    public static let topLevelKeys = ["name", "description", "vars", "database", "prompts", "seeds", "max_parallel", "max_in_flight", "requests_per_minute", "tokens_per_minute", "stages"]
 
     /// `overrides`: `key=value` (a variable) or `stage.param=value` (one stage parameter); values
     /// are typed (true/false, integers, numbers, else text) and must match the variable's type.
@@ -90,6 +90,10 @@ public enum PipelineLoader {
             guard case .int(let i) = n.value, i >= 1 else { throw pipelineError("'\(key)' must be a positive integer, got \(n.value.display)", at: n.mark) }
             return i
         }
+        func optionalTopInt(_ key: String) throws -> Int? {
+            guard entries.contains(where: { $0.key == key }) else { return nil }
+            return try topInt(key, default: 1)
+        }
         guard let name = try topString("name"), !name.isEmpty else { throw pipelineError("missing 'name' (the pipeline's name)", at: top) }
         guard let stagesEntry = entries.first(where: { $0.key == "stages" }) else { throw pipelineError("missing 'stages'", at: top) }
 
@@ -120,7 +124,9 @@ public enum PipelineLoader {
             database: standardized(try topString("database") ?? "\(name).db"),
             promptsDir: try topString("prompts").map(standardized), seedsDir: try topString("seeds").map(standardized),
             maxParallel: try topInt("max_parallel", default: 4), maxInFlight: try topInt("max_in_flight", default: 8),
-            stages: stages)
+            stages: stages,
+            requestsPerMinute: try optionalTopInt("requests_per_minute"),
+            tokensPerMinute: try optionalTopInt("tokens_per_minute"))
     }
 
     /// `stages:` as a mapping (name → body) or a list of bodies with `name:`.

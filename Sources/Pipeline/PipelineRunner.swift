@@ -188,7 +188,7 @@ public final class PipelineRunner: @unchecked Sendable {
             if !p.willRun { board.entries[p.stage.name] = .init(stage: p.stage.name, result: "skipped", message: p.reason, seconds: 0) }
         }
         let generating = plans.filter { $0.willRun && $0.stage.kind == "generate" }.count
-        env.shared.budget.participants = SharedGeneration.serializesGenerators ? 1 : max(1, generating)
+        env.shared.budget.participants = max(1, generating)
         let group = DispatchGroup()
         board.cond.lock()
         while true {

@@ -65,7 +65,8 @@ public final class PipelineEnvironment: @unchecked Sendable {
     public init(pipeline: PipelineDefinition, environment: [String: String] = ProcessInfo.processInfo.environment, shared: SharedGeneration? = nil) {
         self.pipeline = pipeline
         self.environment = environment
-        self.shared = shared ?? SharedGeneration(maxInFlight: pipeline.maxInFlight)
+        self.shared = shared ?? SharedGeneration(maxInFlight: pipeline.maxInFlight, requestsPerMinute: pipeline.requestsPerMinute.map { Double($0) },
+                                                        tokensPerMinute: pipeline.tokensPerMinute.map { Double($0) })
     }
 
     /// The store, opened (and created) on first use.

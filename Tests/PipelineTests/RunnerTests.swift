@@ -1,5 +1,6 @@
 import ForgeCore
 import Foundation
+import Generation
 @testable import Pipeline
 import XCTest
 

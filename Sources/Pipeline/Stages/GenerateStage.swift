@@ -6,54 +6,33 @@ import LLMClient
 import Prompts
 import Store
 
-/// How many LLM requests may be in flight at once across every generate stage of a run.
-/// A stage leases slots before it starts sending and returns them when done; a lease is at
-/// most the stage's fair share (total / generate stages of the run) so concurrent branches
-/// split the budget instead of the first one taking it all.
-public final class RequestBudget: @unchecked Sendable {
-    public let total: Int
-    private let cond = NSCondition()
-    private var free: Int
-    /// Generate stages expected in this run (sets the fair share).
-    public var participants = 1
-
-    public init(total: Int) { self.total = max(1, total); free = max(1, total) }
-
-    /// Blocks until at least one slot is free; takes up to min(wanted, fair share) slots.
-    public func acquire(wanted: Int) -> Int {
-        cond.lock(); defer { cond.unlock() }
-        let share = max(1, min(wanted, total / max(1, participants)))
-        while free < 1 { cond.wait() }
-        let n = min(share, free)
-        free -= n
-        return n
-    }
-
-    public func release(_ n: Int) {
-        cond.lock(); free += n; cond.broadcast(); cond.unlock()
-    }
-}
-
 /// What every generate stage of one run shares: one client per server (one libcurl handle pool,
-/// keep-alive connections reused across the branches) and one request budget.
-///
-/// Generator.run() takes a per-database `flock` (RunLock: one generating *process* per
-/// database), and a second Generator in the same process is refused by that lock too. Until the
-/// Generator can take a lock held by its caller, Generator runs on one database are serialized
-/// here (`runGate`); the branches are scheduled concurrently and everything around the Generator
-/// call (planning, sample choice, retiring stale samples) overlaps. This class is the one place
-/// to change when the Generator exposes a shared lock / per-request limiter.
+/// keep-alive connections reused across the branches), one in-flight budget for the whole run
+/// (`max_in_flight`) and, per server, one pacing state (`requests_per_minute`,
+/// `tokens_per_minute`, the server's `x-ratelimit-*` headers, the pause after a 429). The
+/// Generators of the branches run at the same time on the one database (the process holds one
+/// lock on it; see `Generation.RunLock`), each with the `SharedLimiter` of its server.
 public final class SharedGeneration: @unchecked Sendable {
     public let budget: RequestBudget
+    public let requestsPerMinute: Double?
+    public let tokensPerMinute: Double?
     private let lock = NSLock()
     private var clients: [String: OpenAIClient] = [:]
-    let runGate = NSLock()
+    private var limiters: [String: SharedLimiter] = [:]
 
-    public init(maxInFlight: Int) { budget = RequestBudget(total: maxInFlight) }
+    public init(maxInFlight: Int, requestsPerMinute: Double? = nil, tokensPerMinute: Double? = nil) {
+        budget = RequestBudget(total: maxInFlight)
+        self.requestsPerMinute = requestsPerMinute
+        self.tokensPerMinute = tokensPerMinute
+    }
+
+    private static func key(_ config: ClientConfig) -> String {
+        "\(config.baseURL)|\(config.apiKey.map { SHA256.hex($0) } ?? "-")"
+    }
 
     /// One client per (base URL, key, timeout, retries).
     public func client(_ config: ClientConfig) throws -> OpenAIClient {
-        let key = "\(config.baseURL)|\(config.apiKey.map { SHA256.hex($0) } ?? "-")|\(config.requestTimeout)|\(config.maxRetries)"
+        let key = "\(Self.key(config))|\(config.requestTimeout)|\(config.maxRetries)"
         lock.lock(); defer { lock.unlock() }
         if let c = clients[key] { return c }
         let c = try OpenAIClient(config: config)
@@ -61,17 +40,14 @@ public final class SharedGeneration: @unchecked Sendable {
         return c
     }
 
-    /// True while Generator runs have to be serialized (see the type's note).
-    public static let serializesGenerators = true
-
-    /// Leases request slots and runs the Generator `make` builds for that many (serialized,
-    /// see the type's note; the lease is taken inside the gate so a waiting stage holds none).
-    func run(wanted: Int, progress: @escaping (String) -> Void, _ make: (Int) throws -> Generator) throws -> (GenerateSummary, Int) {
-        if Self.serializesGenerators { runGate.lock() }
-        defer { if Self.serializesGenerators { runGate.unlock() } }
-        let slots = budget.acquire(wanted: wanted)
-        defer { budget.release(slots) }
-        return (try make(slots).run(progress: progress), slots)
+    /// The limiter of one server (base URL and key) over the run's budget.
+    public func limiter(_ config: ClientConfig) -> SharedLimiter {
+        let key = Self.key(config)
+        lock.lock(); defer { lock.unlock() }
+        if let l = limiters[key] { return l }
+        let l = SharedLimiter(rate: RateLimitGroup(requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute), budget: budget)
+        limiters[key] = l
+        return l
     }
 }
 
@@ -151,11 +127,10 @@ struct GenerateStage: StageExecutor {
         options.maxTokens = p.int("max_tokens")
         options.topP = p.double("top_p")
         if let ids = imageIDs { options.imageIDs = Array(ids.prefix(limit)) }
-        let (summary, slots) = try env.shared.run(wanted: p.int("concurrency") ?? env.pipeline.maxInFlight, progress: log) { slots in
-            var o = options
-            o.concurrency = slots
-            return Generator(database: database, spec: spec, client: client, options: o)
-        }
+        options.concurrency = p.int("concurrency") ?? env.pipeline.maxInFlight
+        options.sharedLimiter = env.shared.limiter(cfg)
+        let summary = try Generator(database: database, spec: spec, client: client, options: options).run(progress: log)
+        let slots = summary.concurrency
         let retired = try retireStaleSamples(type: type, keep: options.imageIDs, database: database)
 
         let details = String(decoding: (try? JSONEncoder().encode(summary)) ?? Data(), as: UTF8.self)
