@@ -159,8 +159,8 @@ public final class RateLimitGroup: @unchecked Sendable, Equatable {
     let core: RateLimiterCore
     let lock = NSLock()
 
-    public init(requestsPerMinute: Double? = nil, tokensPerMinute: Double? = nil) {
-        core = RateLimiterCore(limits: RateLimits(requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute), now: RateLimiter.now())
+    public init(requestsPerMinute: Double? = nil, tokensPerMinute: Double? = nil, now: Double = RateLimiter.now()) {
+        core = RateLimiterCore(limits: RateLimits(requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute), now: now)
     }
 
     public var limits: RateLimits { lock.lock(); defer { lock.unlock() }; return core.limits }

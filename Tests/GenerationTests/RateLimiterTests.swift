@@ -27,6 +27,33 @@ final class RateLimiterTests: XCTestCase {
         XCTAssertEqual(limiter.delay(tokenCost: 1, now: t0 + 0.5), 0, accuracy: 1e-9)
     }
 
+    /// Two engines' limiters on one group spend one bucket; a passing `delay` takes the
+    /// request's share at once, so the other limiter sees it before any `consume`.
+    func testLimitersOfOneGroupShareTheBuckets() {
+        let t0 = 1000.0
+        let group = RateLimitGroup(requestsPerMinute: 120, now: t0)  // 2/s, holds 2
+        let a = RateLimiter(limits: RateLimits(requestsPerMinute: 6000, group: group), now: t0)
+        let b = RateLimiter(limits: RateLimits(group: group), now: t0)
+        XCTAssertTrue(a.isShared)
+        XCTAssertEqual(a.limits.requestsPerMinute, 120, "the group's limits rule, not the RateLimits' own")
+        XCTAssertEqual(a.delay(tokenCost: 1, now: t0), 0)
+        XCTAssertEqual(a.delay(tokenCost: 1, now: t0), 0, "a held reservation is not taken twice")
+        XCTAssertEqual(b.delay(tokenCost: 1, now: t0), 0)
+        let c = RateLimiter(limits: RateLimits(group: group), now: t0)
+        XCTAssertEqual(c.delay(tokenCost: 1, now: t0), 0.5, accuracy: 1e-9, "a's and b's reservations spent the bucket")
+        a.consume(tokenCost: 1, now: t0)  // confirms a's reservation, takes nothing more
+        b.consume(tokenCost: 1, now: t0)
+        XCTAssertEqual(c.delay(tokenCost: 1, now: t0), 0.5, accuracy: 1e-9)
+        c.consume(tokenCost: 1, now: t0)  // c held no reservation: this one is taken now
+        XCTAssertEqual(c.delay(tokenCost: 1, now: t0), 1.0, accuracy: 1e-9)
+        a.pause(until: t0 + 5)
+        XCTAssertEqual(b.pausedUntil, t0 + 5, "a 429 seen by one engine pauses the other")
+        let alone = RateLimiter(limits: RateLimits(requestsPerMinute: 120), now: t0)
+        XCTAssertFalse(alone.isShared)
+        XCTAssertEqual(alone.delay(tokenCost: 1, now: t0), 0)
+        XCTAssertEqual(alone.delay(tokenCost: 1, now: t0), 0, "without a group delay takes nothing")
+    }
+
     func testTokenBucketEstimateAndCorrection() {
         let t0 = 50.0
         let limiter = RateLimiter(limits: RateLimits(tokensPerMinute: 6000), now: t0)  // 100/s, holds 100
