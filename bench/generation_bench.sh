@@ -26,10 +26,13 @@ case "$MODE" in
 esac
 
 cd "$ROOT"
-swift build -c release --product llava-forge >/dev/null
-swift build -c release --product forge-mock >/dev/null
-BIN="$ROOT/.build/release/llava-forge"
-MOCK="$ROOT/.build/release/forge-mock"
+# BIN / MOCK override the binaries (e.g. a saved "before" build for a side-by-side run).
+if [ -z "${BIN:-}" ]; then
+  swift build -c release --product llava-forge >/dev/null
+  swift build -c release --product forge-mock >/dev/null
+fi
+BIN=${BIN:-"$ROOT/.build/release/llava-forge"}
+MOCK=${MOCK:-"$ROOT/.build/release/forge-mock"}
 WORK=$(mktemp -d /tmp/genbench.XXXXXX)
 MOCK_PID=""
 cleanup() { [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null || true; rm -rf "$WORK"; }
@@ -66,19 +69,27 @@ start_mock() {  # args: forge-mock options
   for _ in $(seq 100); do grep -q listening "$WORK/mock.out" 2>/dev/null && break; sleep 0.05; done
   BASE_URL=$(awk '{print $2}' "$WORK/mock.out")
 }
-stop_mock() { kill "$MOCK_PID" 2>/dev/null || true; wait "$MOCK_PID" 2>/dev/null || true; MOCK_PID=""; cat "$WORK/mock.err"; }
+mock_cpu() {  # CPU seconds (user+system) the mock has used so far
+  awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$MOCK_PID/stat" 2>/dev/null || echo "?"
+}
+stop_mock() { echo "mock     CPU $(mock_cpu) s (user+system)"; kill "$MOCK_PID" 2>/dev/null || true; wait "$MOCK_PID" 2>/dev/null || true; MOCK_PID=""; cat "$WORK/mock.err"; }
 
 generate() {  # args: type limit concurrency [extra...]; prints the summary JSON path
   local type=$1 limit=$2 conc=$3; shift 3
-  "$BIN" generate --db "$WORK/run.db" --type "$type" --limit "$limit" --base-url "$BASE_URL" --model gpt-4o-mini \
+  perf stat -x, -e task-clock -o "$WORK/$type.cpu" -- "$BIN" generate --db "$WORK/run.db" --type "$type" --limit "$limit" --base-url "$BASE_URL" --model gpt-4o-mini \
     --concurrency "$conc" --progress-interval 10 --json "$@" >"$WORK/$type.json" 2>>"$WORK/progress.log"
 }
 
 report() {  # args: label json
   python3 - "$@" <<'PY'
-import json, sys
+import json, os, sys
 label, path = sys.argv[1], sys.argv[2]
 s = json.load(open(path))
+cpu_path = path[:-len(".json")] + ".cpu"
+for line in open(cpu_path) if os.path.exists(cpu_path) else []:
+    if "task-clock" in line:
+        ms = float(line.split(",")[0])
+        print("%-8s client CPU %.2f s (user+system) = %.3f ms CPU per request" % (label, ms / 1000, ms / max(1, s["sent"])))
 send = max(s["sendSeconds"], 1e-9)
 print("%-8s %-12s sent %6d in %7.2f s send phase = %7.1f req/s (whole command %.2f s = %.1f req/s); ok %d, truncated %d, parse failed %d, failed %d, 429s %d, errors %s"
       % (label, s["type"], s["sent"], send, s["sent"] / send, s["seconds"], s["sent"] / max(s["seconds"], 1e-9),
@@ -86,7 +97,7 @@ print("%-8s %-12s sent %6d in %7.2f s send phase = %7.1f req/s (whole command %.
 PY
 }
 
-echo "mode $MODE: $IMAGES images, machine $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "mode $MODE: $IMAGES images, machine $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), binary $BIN"
 for scenario in $SCENARIOS; do
   case "$scenario" in
     zero)

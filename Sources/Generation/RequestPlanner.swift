@@ -32,20 +32,19 @@ struct RequestPlanner {
             }
         } else {
             let order = try imageOrder()
-            // Only the first `limit` usable images are needed; read them one by one.
-            for id in order where candidates.count < options.limit {
-                if let a = try source.annotations(imageID: id), !a.captions.isEmpty { candidates.append(a) }
-            }
+            // Only the first `limit` usable images are needed: read them in order, in one read
+            // transaction with prepared statements (not one transaction per image).
+            candidates = try database.read { db in try usableAnnotations(order: order, limit: options.limit, db: db) }
         }
         let chosen = candidates.prefix(options.limit)
         var plan = Plan(total: 0, toSend: [])
         let samples = SampleWriter(spec: spec, seed: options.seed)
+        let template = RequestBodyTemplate(build: chatRequest(context:))
         try database.write { db in
             for ann in chosen {
                 let ctx = SymbolicContextFormatter.format(ann, kind: spec.context)
-                let request = chatRequest(context: ctx.text)
-                let body = request.bodyJSON()
-                let key = SHA256.hex(Array(body))
+                let body = template.body(context: ctx.text)
+                let key = RequestKeyHash.hex(body)
                 try db.cachedStatement(sql: """
                     INSERT INTO requests(cache_key, run_id, image_id, type, model, context, body_json, status)
                     VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT(cache_key) DO NOTHING
@@ -82,6 +81,29 @@ struct RequestPlanner {
 
     /// All image ids, shuffled deterministically by the seed and the type (so each type draws
     /// its own images, as LLaVA sampled per type) — stable when images are added later.
+    /// `AnnotationSource.annotations(imageID:)` for each id of `order` (same queries, same
+    /// rows), keeping those with captions, until `limit` are found.
+    private func usableAnnotations(order: [Int64], limit: Int, db: Database) throws -> [ImageAnnotations] {
+        var out: [ImageAnnotations] = []
+        out.reserveCapacity(min(limit, order.count))
+        let image = try db.cachedStatement(sql: "SELECT id, file_name, width, height FROM images WHERE id = ?")
+        let captions = try db.cachedStatement(sql: "SELECT caption FROM captions WHERE image_id = ? ORDER BY seq, id")
+        let boxes = try db.cachedStatement(sql: """
+            SELECT coalesce(c.name, '?'), b.x, b.y, b.w, b.h FROM boxes b LEFT JOIN categories c ON c.id = b.category_id
+            WHERE b.image_id = ? ORDER BY b.seq, b.id
+            """)
+        for id in order where out.count < limit {
+            guard let row = try Row.fetchOne(image, arguments: [id]) else { continue }
+            let caps = try String.fetchAll(captions, arguments: [id])
+            guard !caps.isEmpty else { continue }
+            let bx = try Row.fetchAll(boxes, arguments: [id]).map { r in
+                ImageAnnotations.Box(category: r[0], x: r[1], y: r[2], w: r[3], h: r[4])
+            }
+            out.append(ImageAnnotations(imageID: row[0], fileName: row[1], width: row[2], height: row[3], captions: caps, boxes: bx))
+        }
+        return out
+    }
+
     private func imageOrder() throws -> [Int64] {
         let ids = try database.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM images") }
         var keyed: [(key: UInt64, id: Int64)] = []

@@ -75,6 +75,7 @@ public final class ChatEngine {
     public let limiter: RateLimiter
     public let retry: RetryPolicy
     private let chatURL: String
+    private let chatURLIsHTTPS: Bool
     private let apiKey: String?
     private let multi: UnsafeMutableRawPointer
     private var headerList: UnsafeMutablePointer<curl_slist>?
@@ -121,6 +122,7 @@ public final class ChatEngine {
         self.options = options
         self.multi = multi
         self.chatURL = client.chatURL
+        self.chatURLIsHTTPS = client.chatURL.lowercased().hasPrefix("https:")
         self.apiKey = (config.apiKey?.isEmpty ?? true) ? nil : config.apiKey
         self.limiter = RateLimiter(limits: options.limits)
         self.retry = RetryPolicy(config: config, budget: options.retryBudget)
@@ -224,8 +226,8 @@ public final class ChatEngine {
         handle.errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
         _ = chatURL.withCString { forge_curl_setopt_ptr(curl, CURLOPT_URL, $0) }
         _ = forge_curl_setopt_ptr(curl, CURLOPT_ERRORBUFFER, handle.errorBuffer)
-        CurlOptions.applyCommon(curl, config: config, url: chatURL)
-        if chatURL.lowercased().hasPrefix("https:") {
+        CurlOptions.applyCommon(curl, config: config, url: chatURL, isHTTPS: chatURLIsHTTPS)
+        if chatURLIsHTTPS {
             _ = forge_curl_setopt_long(curl, CURLOPT_PIPEWAIT, 1)  // prefer a multiplexed stream to a new connection
         }
         _ = forge_curl_setopt_ptr(curl, CURLOPT_HTTPHEADER, headerList.map { UnsafeRawPointer($0) })

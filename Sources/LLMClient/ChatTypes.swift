@@ -99,23 +99,52 @@ struct CanonicalJSONWriter {
 
     mutating func string(_ s: String) {
         bytes.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-            case 0x08: bytes.append(contentsOf: [0x5C, UInt8(ascii: "b")])
-            case 0x0C: bytes.append(contentsOf: [0x5C, UInt8(ascii: "f")])
-            case 0x00..<0x20, 0x7F:
-                let hex = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                          hex[Int(b >> 4)], hex[Int(b & 0xF)]])
-            default: bytes.append(b)
-            }
-        }
+        var copy = s
+        copy.withUTF8 { appendEscaped($0) }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends `utf8` escaped: runs that need no escape are copied in one go (contexts and
+    /// prompts are kilobytes with a newline every few dozen bytes).
+    mutating func appendEscaped(_ utf8: UnsafeBufferPointer<UInt8>) {
+        bytes.reserveCapacity(bytes.count + utf8.count + 16)
+        var runStart = 0
+        var i = 0
+        let n = utf8.count
+        while i < n {
+            let b = utf8[i]
+            if b >= 0x20 && b != 0x22 && b != 0x5C && b != 0x7F { i += 1; continue }
+            if i > runStart { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
+            appendEscape(b)
+            i += 1
+            runStart = i
+        }
+        if n > runStart { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<n])) }
+    }
+
+    private static let hexDigits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                                   UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+        (48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 98, 99, 100, 101, 102)
+
+    private mutating func appendEscape(_ b: UInt8) {
+        bytes.append(0x5C)
+        switch b {
+        case UInt8(ascii: "\""): bytes.append(0x22)
+        case UInt8(ascii: "\\"): bytes.append(0x5C)
+        case 0x0A: bytes.append(UInt8(ascii: "n"))
+        case 0x0D: bytes.append(UInt8(ascii: "r"))
+        case 0x09: bytes.append(UInt8(ascii: "t"))
+        case 0x08: bytes.append(UInt8(ascii: "b"))
+        case 0x0C: bytes.append(UInt8(ascii: "f"))
+        default:  // other control characters and DEL: \u00XX
+            let hi = Int(b >> 4), lo = Int(b & 0xF)
+            let digit: (Int) -> UInt8 = { d in withUnsafeBytes(of: CanonicalJSONWriter.hexDigits) { $0[d] } }
+            bytes.append(UInt8(ascii: "u"))
+            bytes.append(UInt8(ascii: "0"))
+            bytes.append(UInt8(ascii: "0"))
+            bytes.append(digit(hi))
+            bytes.append(digit(lo))
+        }
     }
 
     /// Shortest round-trip decimal (`0.7`, `1.0`, `1e-05`); JSON has no NaN/Infinity, so those
@@ -150,4 +179,21 @@ public struct ChatResult: Sendable, Equatable {
         self.responseID = responseID
         self.headers = headers
     }
+}
+
+/// The canonical string escaping of `ChatRequest.bodyJSON`, for callers that assemble bodies
+/// from precomputed pieces (the bytes must be identical: they are hashed into cache keys).
+public enum CanonicalJSON {
+    /// Appends the escaped contents of `s` (without the surrounding quotes).
+    public static func appendEscaped(_ s: String, to bytes: inout [UInt8]) {
+        var w = CanonicalJSONWriter(adopting: bytes)
+        bytes = []
+        var copy = s
+        copy.withUTF8 { w.appendEscaped($0) }
+        bytes = w.bytes
+    }
+}
+
+extension CanonicalJSONWriter {
+    init(adopting bytes: [UInt8]) { self.bytes = bytes }
 }

@@ -5,7 +5,7 @@ import Foundation
 /// connect/total/stall timeouts, keep-alive, compression, HTTP/2 over TLS when the server offers
 /// it (HTTP/1.1 otherwise), and the CA bundle for https.
 enum CurlOptions {
-    static func applyCommon(_ curl: UnsafeMutableRawPointer, config: ClientConfig, url: String) {
+    static func applyCommon(_ curl: UnsafeMutableRawPointer, config: ClientConfig, url: String, isHTTPS: Bool? = nil) {
         _ = forge_curl_setopt_long(curl, CURLOPT_NOSIGNAL, 1)
         _ = forge_curl_setopt_long(curl, CURLOPT_FOLLOWLOCATION, 0)
         _ = "http,https".withCString { forge_curl_setopt_ptr(curl, CURLOPT_PROTOCOLS_STR, $0) }
@@ -19,7 +19,7 @@ enum CurlOptions {
         _ = forge_curl_setopt_long(curl, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         _ = "".withCString { forge_curl_setopt_ptr(curl, CURLOPT_ACCEPT_ENCODING, $0) }  // all built-in decoders
         _ = "llava-forge (libcurl)".withCString { forge_curl_setopt_ptr(curl, CURLOPT_USERAGENT, $0) }
-        if url.lowercased().hasPrefix("https:"), let bundle = caBundlePath(config) {
+        if isHTTPS ?? url.lowercased().hasPrefix("https:"), let bundle = caBundlePath(config) {
             _ = bundle.withCString { forge_curl_setopt_ptr(curl, CURLOPT_CAINFO, $0) }
         }
     }

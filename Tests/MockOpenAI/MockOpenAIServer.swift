@@ -287,8 +287,10 @@ public final class MockOpenAIServer: @unchecked Sendable {
             lock.unlock()
         }
         var pending = [UInt8]()
+        pending.reserveCapacity(64 * 1024)
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            guard let head = readHead(fd, &pending) else { return }
+            guard let head = readHead(fd, &pending, &chunk) else { return }
             guard let parsed = Self.parseHead(head) else {
                 _ = sendAll(fd, Self.responseBytes(status: 400, headers: [:], body: Data("bad request".utf8), close: true))
                 return
@@ -306,7 +308,7 @@ public final class MockOpenAIServer: @unchecked Sendable {
                 guard sendAll(fd, Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)) else { return }
             }
             while pending.count < length {
-                guard readSome(fd, &pending) else { return }
+                guard readSome(fd, &pending, &chunk) else { return }
             }
             let body = Data(pending[0..<length])
             pending.removeFirst(length)
@@ -337,24 +339,28 @@ public final class MockOpenAIServer: @unchecked Sendable {
 
     /// Reads until a blank line ends the request head; returns the head (without the blank
     /// line) and leaves what follows in `pending`. Nil on EOF, error, stop or an oversized head.
-    private func readHead(_ fd: Int32, _ pending: inout [UInt8]) -> [UInt8]? {
+    private func readHead(_ fd: Int32, _ pending: inout [UInt8], _ chunk: inout [UInt8]) -> [UInt8]? {
         let terminator: [UInt8] = [13, 10, 13, 10]
         var searchFrom = 0
         while true {
             if pending.count >= 4 {
-                var i = searchFrom
-                while i + 4 <= pending.count {
-                    if pending[i] == 13, pending[i + 1] == 10, pending[i + 2] == 13, pending[i + 3] == 10 {
-                        let head = Array(pending[0..<i])
-                        pending.removeFirst(i + terminator.count)
-                        return head
+                let found: Int? = pending.withUnsafeBufferPointer { p in
+                    var i = searchFrom
+                    while i + 4 <= p.count {
+                        if p[i] == 13, p[i + 1] == 10, p[i + 2] == 13, p[i + 3] == 10 { return i }
+                        i += 1
                     }
-                    i += 1
+                    return nil
+                }
+                if let i = found {
+                    let head = Array(pending[0..<i])
+                    pending.removeFirst(i + terminator.count)
+                    return head
                 }
                 searchFrom = max(0, pending.count - 3)
             }
             if pending.count > 1 << 20 { return nil }
-            guard readSome(fd, &pending) else { return nil }
+            guard readSome(fd, &pending, &chunk) else { return nil }
             // A TLS ClientHello (record type 0x16) on this plain-HTTP port: answer in plain
             // text and close, as a misconfigured server would; the client reports a TLS error.
             if pending.first == 0x16 {
@@ -365,8 +371,7 @@ public final class MockOpenAIServer: @unchecked Sendable {
     }
 
     /// Appends what is available (waiting for it); false on EOF, error or stop.
-    private func readSome(_ fd: Int32, _ pending: inout [UInt8]) -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+    private func readSome(_ fd: Int32, _ pending: inout [UInt8], _ chunk: inout [UInt8]) -> Bool {
         while true {
             if isStopped { return false }
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
@@ -375,7 +380,7 @@ public final class MockOpenAIServer: @unchecked Sendable {
             if ready == 0 { continue }
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n > 0 {
-                pending.append(contentsOf: chunk[0..<n])
+                chunk.withUnsafeBufferPointer { pending.append(contentsOf: UnsafeBufferPointer(rebasing: $0[0..<n])) }
                 return true
             }
             if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }

@@ -133,12 +133,15 @@ extension MockOpenAIServer {
     /// A fast handler for benchmarks: an answer in the layout the type wants (see
     /// `answer(for:)`) after `latency`, optionally under a `MockRateLimit`.
     public static func benchmarkHandler(latency: Double, limit: MockRateLimit? = nil) -> @Sendable (Request) -> Action {
+        // Answers differ only in their layout and their prompt tokens: encode each pair once
+        // (the mock shares the benchmark's cores; JSON encoding per request was its hot spot).
+        let cache = CompletionCache()
         return { request in
-            let body = answer(for: request)
-            let completionTokens = max(1, body.utf8.count / 4)
             guard request.path == "/v1/chat/completions" else {
                 return error(status: 404, message: "Unknown request URL: \(request.method) \(request.path)", code: "unknown_url")
             }
+            let body = answer(for: request)
+            let completionTokens = max(1, body.utf8.count / 4)
             let prompt = promptTokens(request)
             var headers: [String: String] = ["x-request-id": "req-mock"]
             if let limit {
@@ -146,10 +149,32 @@ extension MockOpenAIServer {
                 guard verdict.allowed else { return limit.rejection(headers: verdict.headers, wait: verdict.wait) }
                 headers.merge(verdict.headers) { $1 }
             }
-            guard case .respond(let status, let h, let data, _) = completion(content: body, promptTokens: prompt,
-                                                                               completionTokens: completionTokens, headers: headers)
-            else { return .closeConnection }
-            return .respond(status: status, headers: h, body: data, delay: latency)
+            let data = cache.body(content: body, promptTokens: prompt, completionTokens: completionTokens)
+            return .respond(status: 200, headers: headers, body: data, delay: latency)
         }
+    }
+}
+
+/// Encoded `completion(...)` bodies by (content, prompt tokens, completion tokens).
+final class CompletionCache: @unchecked Sendable {
+    private struct Key: Hashable {
+        var content: String
+        var prompt: Int
+        var completion: Int
+    }
+    private let lock = NSLock()
+    private var bodies: [Key: Data] = [:]
+
+    func body(content: String, promptTokens: Int, completionTokens: Int) -> Data {
+        let key = Key(content: content, prompt: promptTokens, completion: completionTokens)
+        lock.lock()
+        if let hit = bodies[key] { lock.unlock(); return hit }
+        lock.unlock()
+        guard case .respond(_, _, let data, _) = MockOpenAIServer.completion(
+            content: content, promptTokens: promptTokens, completionTokens: completionTokens) else { return Data() }
+        lock.lock()
+        if bodies.count < 100_000 { bodies[key] = data }
+        lock.unlock()
+        return data
     }
 }
