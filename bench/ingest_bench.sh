@@ -7,6 +7,8 @@
 #   RUNS=3 bash bench/ingest_bench.sh          # median of 3 runs per step
 #   SKIP_PYCOCO=1 / SKIP_FORGE=1               # leave one side out
 #   REGEN=1                                    # regenerate the synthetic JSON
+#   DATA_DIR=/elsewhere/bench/out              # use JSON generated there (never regenerated)
+#   WORK_DIR=/tmp/x                            # where bench.db and contexts.jsonl go (default: out/)
 #
 # Every measured step runs in its own fresh process under /usr/bin/time -v (wall time
 # measured around it with nanosecond clock, peak RSS from time's "Maximum resident set size").
@@ -20,13 +22,15 @@ SCALE="${SCALE:-1.0}"
 SEED="${SEED:-2017}"
 RUNS="${RUNS:-1}"
 BIN="${LLAVA_FORGE_BIN:-$ROOT/.build/release/llava-forge}"
-CAP="$OUT/captions_train2017.json"
-INST="$OUT/instances_train2017.json"
-DB="$OUT/bench.db"
-CTX="$OUT/contexts.jsonl"
+DATA="${DATA_DIR:-$OUT}"
+WORK="${WORK_DIR:-$OUT}"
+CAP="$DATA/captions_train2017.json"
+INST="$DATA/instances_train2017.json"
+DB="$WORK/bench.db"
+CTX="$WORK/contexts.jsonl"
 RESULTS="$OUT/results.tsv"
 
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$WORK"
 log() { printf '[ingest_bench] %s\n' "$*" >&2; }
 
 # --- dependencies -------------------------------------------------------------------------
@@ -40,9 +44,13 @@ if ! python3 -c 'import pycocotools.coco' 2>/dev/null; then
 fi
 
 # --- data ----------------------------------------------------------------------------------
-META="$OUT/synthetic.meta"
+META="$DATA/synthetic.meta"
 WANT_META="scale=$SCALE seed=$SEED generator=$(sha1sum "$HERE/make_synthetic_coco.py" | cut -c1-12)"
 if [ -n "${REGEN:-}" ] || [ ! -s "$CAP" ] || [ ! -s "$INST" ] || [ "$(cat "$META" 2>/dev/null)" != "$WANT_META" ]; then
+    if [ -n "${DATA_DIR:-}" ]; then
+        log "DATA_DIR=$DATA_DIR does not hold the synthetic COCO for $WANT_META (not regenerating someone else's data)"
+        exit 1
+    fi
     log "generating synthetic COCO ($WANT_META)"
     python3 "$HERE/make_synthetic_coco.py" --scale "$SCALE" --seed "$SEED" --out-dir "$OUT"
     echo "$WANT_META" > "$META"

@@ -67,4 +67,10 @@ public final class RawStatement {
         let n = Int(sqlite3_column_bytes(stmt, column))
         return String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
     }
+
+    /// Calls `body` with the column's UTF-8 bytes (empty for NULL), valid only inside `body`.
+    @inline(__always) public func withTextBytes(_ column: Int32, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        guard let p = sqlite3_column_text(stmt, column) else { body(UnsafeBufferPointer(start: nil, count: 0)); return }
+        body(UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(stmt, column))))
+    }
 }
