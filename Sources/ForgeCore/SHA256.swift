@@ -72,7 +72,7 @@ public struct SHA256 {
     }
 
     public static func hex<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-        var h = SHA256(); h.update(Array(bytes)); return h.finalize().map { String(format: "%02x", $0) }.joined()
+        SHA256OneShot.hex(Array(bytes))
     }
 
     public static func hex(_ string: String) -> String { hex(Array(string.utf8)) }

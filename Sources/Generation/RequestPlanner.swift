@@ -44,7 +44,7 @@ struct RequestPlanner {
             for ann in chosen {
                 let ctx = SymbolicContextFormatter.format(ann, kind: spec.context)
                 let body = template.body(context: ctx.text)
-                let key = RequestKeyHash.hex(body)
+                let key = SHA256.hex(body)
                 try db.cachedStatement(sql: """
                     INSERT INTO requests(cache_key, run_id, image_id, type, model, context, body_json, status)
                     VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT(cache_key) DO NOTHING

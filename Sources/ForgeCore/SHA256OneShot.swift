@@ -1,7 +1,7 @@
-/// SHA-256 of a request body as lowercase hex — the request cache key. Same digest as
-/// `ForgeCore.SHA256.hex`, but one pass over the bytes with fixed-size state and no per-byte
-/// appends or per-block allocations (planning hashes 158K bodies of ~6 KB).
-enum RequestKeyHash {
+/// SHA-256 of a whole byte array as lowercase hex, in one pass with fixed-size state and no
+/// per-byte appends or per-block allocations: what `SHA256.hex` uses (request cache keys — planning
+/// hashes 158K bodies of ~6 KB — and fingerprints). The incremental `SHA256` stays for streams.
+public enum SHA256OneShot {
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
         0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -13,7 +13,7 @@ enum RequestKeyHash {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
 
-    static func hex(_ bytes: [UInt8]) -> String {
+    public static func hex(_ bytes: [UInt8]) -> String {
         var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
             (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
         var w = [UInt32](repeating: 0, count: 64)
