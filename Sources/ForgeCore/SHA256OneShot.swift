@@ -2,7 +2,10 @@
 /// per-byte appends or per-block allocations: what `SHA256.hex` uses (request cache keys — planning
 /// hashes 158K bodies of ~6 KB — and fingerprints). The incremental `SHA256` stays for streams.
 public enum SHA256OneShot {
-    private static let k: [UInt32] = [
+    typealias State = (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32)
+    static let initialState: State = (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
+
+    static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
         0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
         0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -14,8 +17,7 @@ public enum SHA256OneShot {
     ]
 
     public static func hex(_ bytes: [UInt8]) -> String {
-        var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
-            (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
+        var state = initialState
         var w = [UInt32](repeating: 0, count: 64)
         var tail = [UInt8](repeating: 0, count: 128)
         let count = bytes.count
@@ -60,8 +62,9 @@ public enum SHA256OneShot {
 
     @inline(__always) private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 
-    private static func compress(_ block: UnsafeBufferPointer<UInt8>,
-                                 _ state: inout (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32),
+    /// One 64-byte block into `state`; `w` is 64 words of scratch. Shared with the streaming `SHA256`.
+    static func compress(_ block: UnsafeBufferPointer<UInt8>,
+                                 _ state: inout State,
                                  _ w: UnsafeMutableBufferPointer<UInt32>, _ k: UnsafeBufferPointer<UInt32>) {
         for i in 0..<16 {
             w[i] = UInt32(block[4 * i]) << 24 | UInt32(block[4 * i + 1]) << 16 | UInt32(block[4 * i + 2]) << 8 | UInt32(block[4 * i + 3])

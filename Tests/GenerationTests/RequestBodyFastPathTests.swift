@@ -15,6 +15,11 @@ final class RequestBodyFastPathTests: XCTestCase {
             streaming.update(bytes)
             XCTAssertEqual(SHA256OneShot.hex(bytes), streaming.finalize().map { String(format: "%02x", $0) }.joined(), "length \(length)")
         }
+        // Fed in uneven pieces, the streaming digest is the same.
+        let long = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        var pieces = SHA256()
+        for range in [0..<1, 1..<64, 64..<200, 200..<201, 201..<1000] { pieces.update(Array(long[range])) }
+        XCTAssertEqual(pieces.finalize().map { String(format: "%02x", $0) }.joined(), SHA256OneShot.hex(long))
         // A known vector, so the test fails if both were wrong the same way.
         XCTAssertEqual(SHA256OneShot.hex(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
