@@ -104,13 +104,16 @@ public final class ChatEngine {
         let job: ChatJob
         let retries: Int
         let cost: Int
+        /// What the limiter had sent when this went out (orders the answer's headers).
+        let mark: SendMark
         let sink = TransferSink()
         let started = RateLimiter.now()
-        init(handle: EasyHandle, job: ChatJob, retries: Int, cost: Int) {
+        init(handle: EasyHandle, job: ChatJob, retries: Int, cost: Int, mark: SendMark) {
             self.handle = handle
             self.job = job
             self.retries = retries
             self.cost = cost
+            self.mark = mark
         }
     }
 
@@ -185,8 +188,8 @@ public final class ChatEngine {
                         wake = min(wake, now + wait)
                         break
                     }
-                    limiter.consume(tokenCost: cost, now: now)
-                    begin(h.job, retries: h.retries, cost: cost)
+                    let mark = limiter.consume(tokenCost: cost, now: now)
+                    begin(h.job, retries: h.retries, cost: cost, mark: mark)
                     started(h.job, h.retries)
                     held = nil
                 }
@@ -216,12 +219,12 @@ public final class ChatEngine {
         return prompt + Int(completion.rounded())
     }
 
-    private func begin(_ job: ChatJob, retries: Int, cost: Int) {
+    private func begin(_ job: ChatJob, retries: Int, cost: Int, mark: SendMark) {
         guard let handle = idle.popLast() ?? EasyHandle() else {
             failNow(job, retries: retries, error: .transport(code: 2, message: "curl_easy_init failed"))
             return
         }
-        let transfer = Transfer(handle: handle, job: job, retries: retries, cost: cost)
+        let transfer = Transfer(handle: handle, job: job, retries: retries, cost: cost, mark: mark)
         let curl = handle.curl
         handle.errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
         _ = chatURL.withCString { forge_curl_setopt_ptr(curl, CURLOPT_URL, $0) }
@@ -292,7 +295,7 @@ public final class ChatEngine {
             _ = forge_curl_getinfo_long(curl, CURLINFO_HTTP_VERSION, &version)
             report.httpVersion = version == Int(CURL_HTTP_VERSION_2_0) ? 20 : (version == Int(CURL_HTTP_VERSION_3) ? 30 : 11)
             let exchange = Exchange(status: status, body: t.sink.body, headers: t.sink.headers, latencyMs: (now - t.started) * 1000)
-            limiter.observe(headers: exchange.headers, now: now)
+            limiter.observe(headers: exchange.headers, mark: t.mark, now: now)
             if status == 429 { report.http429 += 1 }
             result = ResponseParser.chatResult(exchange, redact: redact)
         } else {

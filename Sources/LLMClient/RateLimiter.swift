@@ -72,6 +72,16 @@ struct TokenBucket {
     }
 }
 
+/// How much had been sent when one request went out (its own share included).
+public struct SendMark: Sendable, Equatable {
+    public var requests: Int
+    public var tokens: Double
+    public init(requests: Int, tokens: Double) {
+        self.requests = requests
+        self.tokens = tokens
+    }
+}
+
 /// The pacing shared by every sender of one run: an RPM bucket, a TPM bucket (prompt tokens
 /// estimated before the call, corrected from `usage` after), live adaption from the
 /// `x-ratelimit-*` headers, and a global pause after a 429.
@@ -85,6 +95,10 @@ final class RateLimiterCore {
     private var tokens: TokenBucket?
     /// Every sender waits until then (after a 429).
     var pausedUntil: Double = 0
+    /// Requests and estimated tokens sent so far (with or without buckets): an answer's
+    /// `remaining-*` counts were computed before the requests sent after it reached the server,
+    /// so those are subtracted when clamping.
+    private var sent = SendMark(requests: 0, tokens: 0)
 
     init(limits: RateLimits, now: Double) {
         self.limits = limits
@@ -101,10 +115,14 @@ final class RateLimiterCore {
         return d
     }
 
-    /// Records a request going out.
-    func consume(tokenCost: Int, now: Double = RateLimiter.now()) {
+    /// Records a request going out; the mark lets its answer's headers be read in order.
+    @discardableResult
+    func consume(tokenCost: Int, now: Double = RateLimiter.now()) -> SendMark {
         requests?.take(1, now: now)
         tokens?.take(Double(tokenCost), now: now)
+        sent.requests += 1
+        sent.tokens += Double(tokenCost)
+        return sent
     }
 
     /// Adjusts the token bucket once the server reports what a request really cost.
@@ -118,8 +136,11 @@ final class RateLimiterCore {
 
     /// Learns from `x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and `x-ratelimit-reset-*`.
     /// A lower server limit replaces the configured one; remaining counts clamp the buckets;
-    /// a remaining count of 0 blocks that bucket until its reset.
-    func observe(headers: [String: String], now: Double = RateLimiter.now()) {
+    /// a remaining count of 0 blocks that bucket until its reset. `mark` (from `consume`) is
+    /// when the answered request went out: what was sent after it is not in its counts yet.
+    func observe(headers: [String: String], mark: SendMark? = nil, now: Double = RateLimiter.now()) {
+        let sentAfterRequests = mark.map { Double(sent.requests - $0.requests) } ?? 0
+        let sentAfterTokens = mark.map { sent.tokens - $0.tokens } ?? 0
         func number(_ name: String) -> Double? {
             guard let v = headers[name], let d = Double(v.trimmingCharacters(in: .whitespaces)), d.isFinite, d >= 0 else { return nil }
             return d
@@ -139,13 +160,13 @@ final class RateLimiterCore {
             }
         }
         if let remaining = number("x-ratelimit-remaining-requests"), requests != nil {
-            requests!.clamp(remaining: remaining, now: now)
+            requests!.clamp(remaining: remaining - sentAfterRequests, now: now)
             if remaining < 1, let reset = headers["x-ratelimit-reset-requests"].flatMap(RateLimiter.parseDuration) {
                 requests!.blockedUntil = max(requests!.blockedUntil, now + reset)
             }
         }
         if let remaining = number("x-ratelimit-remaining-tokens"), tokens != nil {
-            tokens!.clamp(remaining: remaining, now: now)
+            tokens!.clamp(remaining: remaining - sentAfterTokens, now: now)
             if remaining < 1, let reset = headers["x-ratelimit-reset-tokens"].flatMap(RateLimiter.parseDuration) {
                 tokens!.blockedUntil = max(tokens!.blockedUntil, now + reset)
             }
@@ -177,7 +198,7 @@ public final class RateLimitGroup: @unchecked Sendable, Equatable {
 public final class RateLimiter {
     private let core: RateLimiterCore
     private let lock: NSLock?
-    private var reserved = false
+    private var reserved: SendMark?
 
     public init(limits: RateLimits, now: Double = RateLimiter.now()) {
         if let g = limits.group {
@@ -204,21 +225,19 @@ public final class RateLimiter {
     public func delay(tokenCost: Int, now: Double = RateLimiter.now()) -> Double {
         guard lock != nil else { return core.delay(tokenCost: tokenCost, now: now) }
         return locked {
-            if reserved { return 0 }
+            if reserved != nil { return 0 }
             let d = core.delay(tokenCost: tokenCost, now: now)
-            if d == 0 {
-                core.consume(tokenCost: tokenCost, now: now)
-                reserved = true
-            }
+            if d == 0 { reserved = core.consume(tokenCost: tokenCost, now: now) }
             return d
         }
     }
 
-    /// Records a request going out.
-    public func consume(tokenCost: Int, now: Double = RateLimiter.now()) {
+    /// Records a request going out; pass the mark back to `observe` with its answer.
+    @discardableResult
+    public func consume(tokenCost: Int, now: Double = RateLimiter.now()) -> SendMark {
         locked {
-            if reserved { reserved = false; return }
-            core.consume(tokenCost: tokenCost, now: now)
+            if let mark = reserved { reserved = nil; return mark }
+            return core.consume(tokenCost: tokenCost, now: now)
         }
     }
 
@@ -231,8 +250,8 @@ public final class RateLimiter {
     public func pause(until: Double) { locked { core.pause(until: until) } }
 
     /// Learns from `x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and `x-ratelimit-reset-*`.
-    public func observe(headers: [String: String], now: Double = RateLimiter.now()) {
-        locked { core.observe(headers: headers, now: now) }
+    public func observe(headers: [String: String], mark: SendMark? = nil, now: Double = RateLimiter.now()) {
+        locked { core.observe(headers: headers, mark: mark, now: now) }
     }
 
     /// Go-style durations as OpenAI sends them: `6m0s`, `1s`, `12ms`, `0.5s`, `1h2m3.5s`,

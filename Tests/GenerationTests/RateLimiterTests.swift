@@ -85,6 +85,30 @@ final class RateLimiterTests: XCTestCase {
         XCTAssertEqual(limiter.delay(tokenCost: 1, now: t0 + 360), 0, accuracy: 0.02)
     }
 
+    /// Eight requests go out before any answer; the first answer's `remaining` was counted
+    /// before the other seven reached the server, so they are subtracted from it.
+    func testRemainingCountsExcludeWhatWasSentAfterTheAnsweredRequest() {
+        let t0 = 10.0
+        let limiter = RateLimiter(limits: RateLimits(), now: t0)  // no limits known yet
+        let marks = (0..<8).map { _ in limiter.consume(tokenCost: 10, now: t0) }
+        XCTAssertEqual(marks.first, SendMark(requests: 1, tokens: 10))
+        XCTAssertEqual(marks.last, SendMark(requests: 8, tokens: 80))
+        // The server holds 20 (1,200 RPM over 1 s) and had 19 left after the first request.
+        limiter.observe(headers: ["x-ratelimit-limit-requests": "1200", "x-ratelimit-remaining-requests": "19"],
+                        mark: marks[0], now: t0)
+        XCTAssertEqual(limiter.limits.requestsPerMinute, 1200)
+        for _ in 0..<12 {
+            XCTAssertEqual(limiter.delay(tokenCost: 10, now: t0), 0)
+            limiter.consume(tokenCost: 10, now: t0)
+        }
+        XCTAssertEqual(limiter.delay(tokenCost: 10, now: t0), 0.05, accuracy: 1e-9, "19 − 7 in flight = 12, then one per 50 ms")
+        // The last of the first eight answers (remaining 12) changes nothing: the twelve sent
+        // after it are already spent here.
+        limiter.observe(headers: ["x-ratelimit-remaining-requests": "12"], mark: marks[7], now: t0)
+        XCTAssertEqual(limiter.delay(tokenCost: 10, now: t0), 0.05, accuracy: 1e-9)
+        // Without the mark the same header would have let twelve more go at once.
+    }
+
     func testPauseAfter429HoldsEverySender() {
         let limiter = RateLimiter(limits: .none, now: 0)
         XCTAssertEqual(limiter.delay(tokenCost: 10, now: 0), 0)
