@@ -21,13 +21,17 @@ public struct GenerationRequest: Sendable {
     public var stopTokenIDs: Set<Int>
     /// Strings that end generation; the output text is cut before the first one. Needs a detokenizer.
     public var stopStrings: [String]
+    /// Free text or JSON enforced by constrained sampling.
+    public var responseFormat: ResponseFormat
 
-    public init(prompt: [Int], maxTokens: Int, sampling: SamplingOptions = .greedy, stopTokenIDs: Set<Int> = [], stopStrings: [String] = []) {
+    public init(prompt: [Int], maxTokens: Int, sampling: SamplingOptions = .greedy, stopTokenIDs: Set<Int> = [], stopStrings: [String] = [],
+                responseFormat: ResponseFormat = .text) {
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.stopTokenIDs = stopTokenIDs
         self.stopStrings = stopStrings
+        self.responseFormat = responseFormat
     }
 }
 
