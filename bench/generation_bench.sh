@@ -64,15 +64,19 @@ PY
 fresh_db() { rm -f "$WORK/run.db"*; cp "$WORK/base.db" "$WORK/run.db"; [ -f "$WORK/base.db-wal" ] && cp "$WORK/base.db-wal" "$WORK/run.db-wal"; true; }
 
 start_mock() {  # args: forge-mock options
-  sleep 1000000 | "$MOCK" "$@" >"$WORK/mock.out" 2>"$WORK/mock.err" &
+  # The mock exits when its stdin closes: hold a fifo's write end open on fd 7 (a `sleep |`
+  # pipeline would leave `wait` hanging on the sleep after the mock is killed).
+  rm -f "$WORK/mock.hold"; mkfifo "$WORK/mock.hold"
+  "$MOCK" "$@" <"$WORK/mock.hold" >"$WORK/mock.out" 2>"$WORK/mock.err" &
   MOCK_PID=$!
+  exec 7>"$WORK/mock.hold"
   for _ in $(seq 100); do grep -q listening "$WORK/mock.out" 2>/dev/null && break; sleep 0.05; done
   BASE_URL=$(awk '{print $2}' "$WORK/mock.out")
 }
 mock_cpu() {  # CPU seconds (user+system) the mock has used so far
   awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$MOCK_PID/stat" 2>/dev/null || echo "?"
 }
-stop_mock() { echo "mock     CPU $(mock_cpu) s (user+system)"; kill "$MOCK_PID" 2>/dev/null || true; wait "$MOCK_PID" 2>/dev/null || true; MOCK_PID=""; cat "$WORK/mock.err"; }
+stop_mock() { echo "mock     CPU $(mock_cpu) s (user+system)"; exec 7>&-; kill "$MOCK_PID" 2>/dev/null || true; wait "$MOCK_PID" 2>/dev/null || true; MOCK_PID=""; cat "$WORK/mock.err"; }
 
 generate() {  # args: type limit concurrency [extra...]; prints the summary JSON path
   local type=$1 limit=$2 conc=$3; shift 3

@@ -51,6 +51,21 @@ public struct SHA256 {
         return out
     }
 
+    /// Lowercase hex of the digest of everything given so far plus `suffix`, leaving this hasher
+    /// as it was: hash a shared prefix once, then each message's tail from that midstate.
+    public func hex<C: Collection>(appending suffix: C) -> String where C.Element == UInt8 {
+        var copy = self
+        copy.update(Array(suffix))
+        let digest = copy.finalize()
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var out = [UInt8](repeating: 0, count: 64)
+        for (i, byte) in digest.enumerated() {
+            out[i * 2] = digits[Int(byte >> 4)]
+            out[i * 2 + 1] = digits[Int(byte & 0xF)]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     public static func hex<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
         SHA256OneShot.hex(Array(bytes))
     }

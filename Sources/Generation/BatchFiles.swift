@@ -139,11 +139,12 @@ public final class BatchExporter {
             let path: String = f[1]
             guard !FileManager.default.fileExists(atPath: path) else { continue }
             let rows = try database.read { db in
-                try Row.fetchAll(db, sql: "SELECT custom_id, body_json FROM requests WHERE batch_file_id = ? AND status = 'exported' ORDER BY id", arguments: [f[0] as Int64])
+                try Row.fetchAll(db, sql: "SELECT r.custom_id, \(StoredRequestBody.columns) FROM requests r \(StoredRequestBody.join) WHERE r.batch_file_id = ? AND r.status = 'exported' ORDER BY r.id",
+                                 arguments: [f[0] as Int64])
             }
             guard !rows.isEmpty else { continue }
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try Self.write(lines: rows.map { Self.line(customID: $0[0], body: Data(($0[1] as String).utf8)) }, to: path)
+            try Self.write(lines: rows.map { Self.line(customID: $0[0], body: Data(StoredRequestBody.bytes(row: $0, at: 1))) }, to: path)
             rewritten += 1
         }
         return rewritten

@@ -1,3 +1,4 @@
+import ForgeCore
 import LLMClient
 
 /// The canonical body of a type's requests split around the context: every request of a run
@@ -26,6 +27,28 @@ final class RequestBodyTemplate {
             prefix = Array(body[..<hits[0]])
             suffix = Array(body[(hits[0] + m.count)...])
         }
+    }
+
+    /// SHA-256 midstate after the prefix: every body of a run starts with the same ~5–10 KB
+    /// (system message, few-shot examples), so hashing it once per run instead of per request
+    /// removes most of planning's hashing (it was a third of planning's CPU).
+    private lazy var prefixHasher: SHA256 = {
+        var h = SHA256()
+        h.update(prefix)
+        return h
+    }()
+
+    /// The exact body for `context` and its cache key (SHA-256 hex of the body).
+    func bodyAndKey(context: String) -> (body: [UInt8], key: String) {
+        let body = body(context: context)
+        guard usable, body.count >= prefix.count else { return (body, SHA256.hex(body)) }
+        return (body, prefixHasher.hex(appending: body[prefix.count...]))
+    }
+
+    /// The shared parts, once a first body was checked against the full encoder (nil when the
+    /// template is off: every body is then stored whole).
+    var verifiedParts: (prefix: [UInt8], suffix: [UInt8])? {
+        usable && verified ? (prefix, suffix) : nil
     }
 
     /// The exact body for `context`.

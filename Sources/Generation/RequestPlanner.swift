@@ -40,15 +40,21 @@ struct RequestPlanner {
         var plan = Plan(total: 0, toSend: [])
         let samples = SampleWriter(spec: spec, seed: options.seed)
         let template = RequestBodyTemplate(build: chatRequest(context:))
+        var templateID: Int64?
         try database.write { db in
             for ann in chosen {
                 let ctx = SymbolicContextFormatter.format(ann, kind: spec.context)
-                let body = template.body(context: ctx.text)
-                let key = SHA256.hex(body)
+                let (body, key) = template.bodyAndKey(context: ctx.text)
+                // Templated bodies are stored as context + template id (see `v_request_templates`).
+                if templateID == nil, let parts = template.verifiedParts {
+                    templateID = try StoredRequestBody.templateID(prefix: parts.prefix, suffix: parts.suffix, db: db)
+                }
+                let stored = templateID != nil && template.verifiedParts != nil
                 try db.cachedStatement(sql: """
-                    INSERT INTO requests(cache_key, run_id, image_id, type, model, context, body_json, status)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT(cache_key) DO NOTHING
-                    """).execute(arguments: [key, runID, ann.imageID, spec.name, options.model, ctx.text, String(decoding: body, as: UTF8.self)])
+                    INSERT INTO requests(cache_key, run_id, image_id, type, model, context, body_json, template_id, status)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT(cache_key) DO NOTHING
+                    """).execute(arguments: [key, runID, ann.imageID, spec.name, options.model, ctx.text,
+                                            stored ? "" : String(decoding: body, as: UTF8.self), stored ? templateID : nil])
                 guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, status FROM requests WHERE cache_key = ?"), arguments: [key]) else { continue }
                 plan.total += 1
                 let status: String = row[1]

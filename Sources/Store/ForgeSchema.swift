@@ -191,6 +191,7 @@ public enum ForgeSchema {
             CREATE INDEX samples_by_type_image ON samples(type, image_id, request_id);
             """)
         }
+        registerRequestTemplates(&m)
         return m
     }
 }

@@ -45,7 +45,8 @@ final class BatchTests: XCTestCase {
         let all = try s.files.flatMap { try lines($0) }
         XCTAssertEqual(try s.files.map { try lines($0).count }, [4, 4, 2])
         XCTAssertEqual(Set(all.compactMap { $0["custom_id"] as? String }).count, 10)
-        let bodies = try db.read { d in try Dictionary(uniqueKeysWithValues: Row.fetchAll(d, sql: "SELECT custom_id, body_json FROM requests").map { ($0[0] as String, $0[1] as String) }) }
+        let bodies = try db.read { d in try Dictionary(uniqueKeysWithValues: Row.fetchAll(d, sql: "SELECT r.custom_id, \(StoredRequestBody.columns) FROM requests r \(StoredRequestBody.join)").map {
+            ($0[0] as String, String(decoding: StoredRequestBody.bytes(row: $0, at: 1), as: UTF8.self)) }) }
         for line in all {
             XCTAssertEqual(line["method"] as? String, "POST")
             XCTAssertEqual(line["url"] as? String, "/v1/chat/completions")
@@ -57,6 +58,15 @@ final class BatchTests: XCTestCase {
             XCTAssertEqual(body as NSDictionary, stored, "the body is exactly what a live call sends")
         }
         XCTAssertEqual(try count("SELECT count(*) FROM requests WHERE status = 'exported'"), 10)
+        // Stored once per run: each row keeps its context and a template id, and the rebuilt body
+        // hashes to its cache key (the key is the SHA-256 of exactly what is sent).
+        XCTAssertEqual(try count("SELECT count(*) FROM request_templates"), 1)
+        XCTAssertEqual(try count("SELECT count(*) FROM requests WHERE template_id IS NOT NULL AND body_json = ''"), 10)
+        try db.read { d in
+            for row in try Row.fetchAll(d, sql: "SELECT r.cache_key, \(StoredRequestBody.columns) FROM requests r \(StoredRequestBody.join)") {
+                XCTAssertEqual(SHA256.hex(StoredRequestBody.bytes(row: row, at: 1)), row[0] as String)
+            }
+        }
         // Again: nothing new. More: only the new ones.
         let again = try exporter(limit: 10).export(outDir: dir + "/out")
         XCTAssertEqual(again.requests, 0)
@@ -79,7 +89,8 @@ final class BatchTests: XCTestCase {
         e.maxBytes = 1024  // every line (≈ 4 KB with the seed examples) is over: an error naming the request
         XCTAssertThrowsError(try e.export(outDir: dir + "/out")) { XCTAssertTrue("\($0)".contains("over the batch file limit"), "\($0)") }
         XCTAssertEqual(try count("SELECT count(*) FROM requests WHERE status = 'exported'"), 0, "nothing marked when nothing was written")
-        let lineSize = try db.read { d in try Int.fetchOne(d, sql: "SELECT max(length(body_json)) FROM requests") ?? 0 } + 200
+        let lineSize = try db.read { d in
+            try Row.fetchAll(d, sql: "SELECT \(StoredRequestBody.columns) FROM requests r \(StoredRequestBody.join)").map { StoredRequestBody.bytes(row: $0, at: 0).count }.max() ?? 0 } + 200
         e.maxBytes = lineSize + lineSize / 2
         let s = try e.export(outDir: dir + "/out")
         XCTAssertEqual(s.files.count, 3, "one line per file when two do not fit")

@@ -37,6 +37,24 @@ final class RequestBodyFastPathTests: XCTestCase {
                         "person: [0.12, 0.5, 0.3, 0.9]\n" + String(repeating: "A dog next to a cat.\n", count: 300)]
         for c in contexts {
             XCTAssertEqual(template.body(context: c), [UInt8](build(c).bodyJSON()), "context \(c.prefix(30).debugDescription)")
+            // The key hashed from the prefix's midstate equals the hash of the whole body.
+            let (body, key) = template.bodyAndKey(context: c)
+            XCTAssertEqual(key, SHA256.hex([UInt8](build(c).bodyJSON())), "context \(c.prefix(30).debugDescription)")
+            XCTAssertEqual(body, [UInt8](build(c).bodyJSON()))
+        }
+    }
+
+    func testHexAppendingKeepsTheHasherAndMatchesOneShot() {
+        var rng = SystemRandomNumberGenerator()
+        for prefixLength in [0, 1, 55, 63, 64, 65, 127, 128, 1000] {
+            let prefix = (0..<prefixLength).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            var hasher = SHA256()
+            hasher.update(prefix)
+            for tailLength in [0, 1, 8, 56, 64, 300] {
+                let tail = (0..<tailLength).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                XCTAssertEqual(hasher.hex(appending: tail), SHA256OneShot.hex(prefix + tail), "prefix \(prefixLength) tail \(tailLength)")
+                XCTAssertEqual(hasher.hex(appending: tail), SHA256OneShot.hex(prefix + tail), "the hasher is unchanged by hex(appending:)")
+            }
         }
     }
 
