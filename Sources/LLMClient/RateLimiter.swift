@@ -76,10 +76,6 @@ struct TokenBucket {
 public struct SendMark: Sendable, Equatable {
     public var requests: Int
     public var tokens: Double
-    public init(requests: Int, tokens: Double) {
-        self.requests = requests
-        self.tokens = tokens
-    }
 }
 
 /// The pacing shared by every sender of one run: an RPM bucket, a TPM bucket (prompt tokens
