@@ -27,8 +27,8 @@ struct TrainStage: StageExecutor {
             if let f = p.string(key), !isDirectory(f), FileManager.default.fileExists(atPath: f) { files.append(f) }
         }
         var extra: [String: String] = [:]
-        if p.string("data") == nil, let db = try env.existingDatabase() {
-            // The ok samples the run would read (their ids and statuses change when anything upstream does).
+        if p.string("data") == nil, stage.needs.isEmpty, let db = try env.existingDatabase() {
+            // Without upstream stages (whose fingerprints cover the samples), the ok samples themselves.
             extra["samples"] = try db.read { db in
                 try String.fetchOne(db, sql: "SELECT count(*) || ':' || coalesce(max(id), 0) || ':' || coalesce(sum(id), 0) FROM samples WHERE status = 'ok'") ?? ""
             }
