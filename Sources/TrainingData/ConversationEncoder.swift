@@ -26,6 +26,8 @@ public struct EncodingReport: Sendable, Equatable {
     /// Samples left with no trained token (all answers cut away).
     public var droppedNoTarget = 0
     public var textOnly = 0
+    /// Text-only samples skipped by the `plain` template (Stage 1 learns image → caption only).
+    public var skippedWithoutImage = 0
     public init() {}
 }
 
@@ -84,6 +86,10 @@ public struct ConversationEncoder {
     /// The training sequence: the image marker expanded to `rowsPerImage` image tokens (labels
     /// −100), truncated to `maxLength`. nil when the example cannot train (counted in `report`).
     public func encode(_ example: TrainingExample, index: Int, report: inout EncodingReport) throws -> EncodedExample? {
+        if template.name == .plain, example.imagePath == nil {
+            report.skippedWithoutImage += 1
+            return nil
+        }
         let (ids, labels) = try llavaArrays(example)
         var tokens: [Int] = [], expandedLabels: [Int] = []
         tokens.reserveCapacity(ids.count + rowsPerImage)

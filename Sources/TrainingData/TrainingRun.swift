@@ -77,7 +77,8 @@ public final class TrainingRun {
         guard !train.isEmpty else {
             throw ForgeError(.badInput, "no trainable samples in the data (\(trainExamples.count) record(s); \(report.droppedImageCut) cut inside the image, \(report.droppedNoTarget) without a trained token)", file: options.data)
         }
-        log("data: \(train.count) training sequences (\(report.textOnly) text-only, \(report.truncated) truncated to \(maxLength) tokens, \(report.droppedImageCut + report.droppedNoTarget) dropped), \(evaluation.count) held out")
+        log("data: \(train.count) training sequences (\(report.textOnly) text-only, \(report.truncated) truncated to \(maxLength) tokens, \(report.droppedImageCut + report.droppedNoTarget) dropped"
+            + (report.skippedWithoutImage > 0 ? ", \(report.skippedWithoutImage) without an image skipped by plain" : "") + "), \(evaluation.count) held out")
 
         // Frozen tower → cached features, once per image.
         let identity = try FeatureCache.towerIdentity(model: model, preprocessor: preprocessor, padToSquare: options.padToSquare)

@@ -105,6 +105,18 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(refused.stderr.contains("--resume"), refused.stderr)
     }
 
+    func testStageOneTrainsTheProjectorWithThePlainTemplate() throws {
+        let w = try makeWorkspace("train-stage1")
+        let out = w.dir + "/run"
+        let run = try train(common(w, out: out) + ["--stage", "1", "--max-steps", "4", "--lr", "1e-2"])
+        XCTAssertEqual(run.status, 0, run.stderr + run.stdout)
+        XCTAssertTrue(run.stdout.contains("template plain; stage 1"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("1 without an image skipped by plain"), run.stdout)
+        let l = try losses(out)
+        XCTAssertEqual(l.count, 4)
+        XCTAssertLessThan(l.last!, l.first!, "\(l)")
+    }
+
     func testBadInputIsAClearErrorNamingTheFile() throws {
         let w = try makeWorkspace("train-bad")
         TestPaths.write("[{\"id\": \"x\", \"image\": \"nope.jpg\", \"conversations\": [{\"from\": \"human\", \"value\": \"<image>\\nQ\"}, {\"from\": \"gpt\", \"value\": \"A\"}]}]", to: w.dir + "/bad.json")
