@@ -61,16 +61,16 @@ public enum TrainingMetrics {
 
     // MARK: - SVG
 
-    /// "Nice" tick values (1, 2, 5 × 10^k) covering [lo, hi].
-    static func ticks(_ lo: Double, _ hi: Double, count: Int = 5) -> [Double] {
+    /// "Nice" tick values (1, 2, 5 × 10^k) covering [lo, hi]; `integers` keeps whole steps only.
+    static func ticks(_ lo: Double, _ hi: Double, count: Int = 5, integers: Bool = false) -> [Double] {
         guard hi > lo else { return [lo] }
         let raw = (hi - lo) / Double(count)
         let magnitude = pow(10, floor(log10(raw)))
-        let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
-        var out: [Double] = []
-        var v = ceil(lo / step) * step
-        while v <= hi + step * 1e-9 { out.append(v); v += step }
-        return out
+        var step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
+        if integers { step = max(1, step.rounded(.up)) }
+        let first = (lo / step).rounded(.up)
+        let n = Int(((hi / step) - first + 1e-9).rounded(.down))
+        return (0...max(0, n)).map { (first + Double($0)) * step }.filter { $0 <= hi + step * 1e-9 }
     }
 
     static func label(_ v: Double) -> String {
@@ -102,7 +102,7 @@ public enum TrainingMetrics {
         s += "<line x1=\"\(f(left))\" y1=\"\(f(top + plotH))\" x2=\"\(f(left + plotW))\" y2=\"\(f(top + plotH))\" stroke=\"black\"/>\n"
         s += "<line x1=\"\(f(left))\" y1=\"\(f(top))\" x2=\"\(f(left))\" y2=\"\(f(top + plotH))\" stroke=\"black\"/>\n"
         s += "<line x1=\"\(f(left + plotW))\" y1=\"\(f(top))\" x2=\"\(f(left + plotW))\" y2=\"\(f(top + plotH))\" stroke=\"black\"/>\n"
-        for t in ticks(xMin, xMax) where t == t.rounded() {
+        for t in ticks(xMin, xMax, integers: true) {
             s += "<line x1=\"\(f(x(t)))\" y1=\"\(f(top + plotH))\" x2=\"\(f(x(t)))\" y2=\"\(f(top + plotH + 5))\" stroke=\"black\"/>"
             s += "<text x=\"\(f(x(t)))\" y=\"\(f(top + plotH + 18))\" text-anchor=\"middle\">\(Int(t))</text>\n"
         }

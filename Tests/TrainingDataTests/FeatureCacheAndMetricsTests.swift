@@ -115,5 +115,8 @@ final class MetricsTests: XCTestCase {
         let points = lines.first { $0["id"] == "loss" }!["points"]!.split(separator: " ").map { $0.split(separator: ",").map { Double($0)! } }
         XCTAssertLessThan(points.first![1], points.last![1])
         XCTAssertTrue(TrainingMetrics.svg([]).hasSuffix("</svg>\n"))
+        // A two-step run still labels both steps on the x axis.
+        let two = TrainingMetrics.svg(Array(rows.prefix(2)))
+        for step in ["1", "2"] { XCTAssertTrue(two.contains("text-anchor=\"middle\">\(step)</text>"), two) }
     }
 }
