@@ -131,6 +131,12 @@ extension TrainingRun {
                 if files.fileExists(atPath: from), !files.fileExists(atPath: to) { try? files.copyItem(atPath: from, toPath: to) }
             }
         }
+        // A GGUF language model's embedded tokenizer, as HF files.
+        if folder == nil, !files.fileExists(atPath: checkpointFolder + "/tokenizer.json"), !Self.isDirectory(tokenizerSource) {
+            if try !GGUFTokenizerExport.write(gguf: tokenizerSource, to: checkpointFolder) {
+                log("note: this GGUF's tokenizer kind is not exported; the checkpoint has no tokenizer files (copy them in)")
+            }
+        }
         let processor = checkpointFolder + "/preprocessor_config.json"
         if !files.fileExists(atPath: processor) {
             let encoder = JSONEncoder()

@@ -99,3 +99,22 @@ final class MaskingTests: XCTestCase {
         XCTAssertTrue(e?.message.contains("no image") ?? false, "\(String(describing: e))")
     }
 }
+
+/// A GGUF's embedded tokenizer written as HF files encodes exactly like the GGUF tokenizer.
+final class GGUFTokenizerExportTests: XCTestCase {
+    func testSmolLM2TokenizerExportEncodesLikeTheGGUF() throws {
+        let gguf = TestPaths.repoRoot + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+        guard FileManager.default.fileExists(atPath: gguf) else { throw XCTSkip("SmolLM2 GGUF not fetched (scripts/fetch_model.sh)") }
+        let folder = TestPaths.temporaryFolder("gguf-tokenizer")
+        XCTAssertTrue(try GGUFTokenizerExport.write(gguf: gguf, to: folder))
+        let reference = try TokenizerLoader.load(gguf: gguf)
+        let exported = try TokenizerLoader.load(folder: folder)
+        let rendered = try ChatTemplate(.chatMLSmolLM).render([.user("<image>\nHow many cats are there in 2024?"), .assistant("There are 3 cats, naïvely.  Done!")]).text
+        for text in [rendered, "Hello world 12345 — ünïcödé\tand\nnewlines  ", "<|im_start|>user\nhi<|im_end|>"] {
+            XCTAssertEqual(exported.encode(text), reference.encode(text), text)
+        }
+        XCTAssertEqual(exported.eosTokenId, reference.eosTokenId)
+        XCTAssertEqual(exported.chatTemplate, reference.chatTemplate)
+        XCTAssertEqual(exported.vocabularySize, reference.vocabularySize)
+    }
+}
