@@ -66,7 +66,7 @@ let package = Package(
         ], swiftSettings: hotPath),
         // pipelines/*.yaml: validated stage DAGs, fingerprinted reruns, concurrent runner.
         .target(name: "Pipeline", dependencies: [
-            "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Generation", "Export", "Quality",
+            "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Generation", "Export", "Quality", "TrainingData",
             .product(name: "Yams", package: "Yams"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
@@ -102,11 +102,17 @@ let package = Package(
                           swiftSettings: hotPath),
         // Backward through the LLaVA stack, loss, AdamW, schedule, clipping, trainer loop, checkpoints.
         .target(name: "Training", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Models"], swiftSettings: hotPath),
+        // The training data path and run driver: store / LLaVA JSON → masked, length-grouped sequences,
+        // cached tower features, metrics + SVG chart, checkpoints with data-order state, resume.
+        .target(name: "TrainingData", dependencies: [
+            "ForgeCore", "Store", "Tokenizers", "Imaging", "Models", "Training", "TensorMath", "Checkpoints",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ], swiftSettings: hotPath),
 
         .executableTarget(name: "LlavaForgeCLI", dependencies: [
             "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Parsing", "Generation", "Export",
             "Quality", "Pipeline",
-            "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "Models", "Inference",
+            "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "Models", "Inference", "TrainingData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -135,6 +141,11 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "TensorMath", "Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
         // `llava-forge predict` run as a process on the model fixtures; the .npy writer.
         .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Models", "Imaging", "Tokenizers", "ForgeCore"]),
+        // Masking vs LLaVA's rules, loaders, batching, feature cache, metrics, and `llava-forge train` runs (resume).
+        .testTarget(name: "TrainingDataTests", dependencies: [
+            "TrainingData", "Training", "Models", "Tokenizers", "Store", "Pipeline", "TensorMath", "ForgeCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ], exclude: ["Fixtures"]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

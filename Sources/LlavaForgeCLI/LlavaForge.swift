@@ -21,9 +21,10 @@ struct LlavaForge: ParsableCommand {
           run       run a pipeline file (pipelines/*.yaml) as a DAG, redoing only what changed
           filter    quality filters, every rejection stored with its reason
           dedup     exact + MinHash-LSH near-duplicate removal (incremental)
+          train     train a LLaVA (Stage 1 / 2) on stored or LLaVA-JSON samples, with resume
         """,
         subcommands: [Ingest.self, Context.self, Generate.self, Batch.self, Export.self, Inspect.self, Stats.self,
-                      Run.self, Filter.self, Dedup.self, ModelInfo.self, Tokenize.self, Predict.self]
+                      Run.self, Filter.self, Dedup.self, ModelInfo.self, Tokenize.self, Predict.self, Train.self]
     )
 }
 

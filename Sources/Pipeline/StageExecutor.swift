@@ -46,8 +46,9 @@ public struct StageRegistry: Sendable {
         StageRegistry(executors: [
             "ingest": IngestStage(), "contexts": ContextsStage(), "sample-images": SampleImagesStage(),
             "generate": GenerateStage(), "parse": ParseStage(), "filter": FilterStage(), "dedup": DedupStage(),
-            "export": ExportStage(),
-        ], versions: ["ingest": "1", "contexts": "1", "sample-images": "1", "generate": "1", "parse": "1", "filter": "1", "dedup": "1", "export": "1"])
+            "export": ExportStage(), "train": TrainStage(),
+        ], versions: ["ingest": "1", "contexts": "1", "sample-images": "1", "generate": "1", "parse": "1", "filter": "1", "dedup": "1", "export": "1",
+                      "train": "1"])
     }
 }
 

@@ -69,7 +69,7 @@ final class ConcurrentGenerationTests: XCTestCase {
         try server.start()
         defer { server.stop() }
         // 6 slots for 3 branches: 2 each (their `concurrency: 4` is more than the fair share).
-        let report = try run(["base_url=\(server.baseURL)", "model=mock-model", "in_flight=6"])
+        let report = try run(["base_url=\(server.baseURL)", "model=mock-model", "in_flight=6", "train_steps=0"])
         XCTAssertTrue(report.succeeded, report.entries.map { "\($0.stage): \($0.result) \($0.message)" }.joined(separator: "\n"))
         let counts = Dictionary(grouping: llm.llm.snapshot(), by: \.type).mapValues(\.count)
         XCTAssertEqual(counts, ["conversation": 7, "detail": 4, "reasoning": 4])
@@ -99,7 +99,7 @@ final class ConcurrentGenerationTests: XCTestCase {
         let server = try MockOpenAIServer { llm.answer($0) }
         try server.start()
         defer { server.stop() }
-        let report = try run(["base_url=\(server.baseURL)", "model=mock-model", "in_flight=6"])
+        let report = try run(["base_url=\(server.baseURL)", "model=mock-model", "in_flight=6", "train_steps=0"])
         XCTAssertTrue(report.succeeded, report.entries.map { "\($0.stage): \($0.result) \($0.message)" }.joined(separator: "\n"))
         let ts = llm.times()
         XCTAssertEqual(ts.count, 15)

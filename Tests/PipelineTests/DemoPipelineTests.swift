@@ -112,12 +112,13 @@ final class DemoPipelineTests: XCTestCase {
         let server = try MockOpenAIServer { llm.answer($0) }
         try server.start()
         defer { server.stop() }
-        let sets = ["base_url=\(server.baseURL)", "model=mock-model", "in_flight=2"]
+        // train_steps=0: the demo's final train stage is skipped here (TrainingDataTests run it for real).
+        let sets = ["base_url=\(server.baseURL)", "model=mock-model", "in_flight=2", "train_steps=0"]
 
         // 1. Everything runs.
         let (first, _) = try run(sets)
         XCTAssertTrue(first.succeeded, first.entries.map { "\($0.stage): \($0.result) \($0.message)" }.joined(separator: "\n"))
-        XCTAssertEqual(first.ran.count, 12)
+        XCTAssertEqual(first.ran.count, 13)
         let sent = llm.snapshot()
         XCTAssertEqual(sent.filter { $0.type == "conversation" }.count, 7)
         XCTAssertEqual(sent.filter { $0.type == "detail" }.count, 4)
@@ -164,7 +165,7 @@ final class DemoPipelineTests: XCTestCase {
         let reasons = Dictionary(uniqueKeysWithValues: plan.map { ($0.stage.name, $0) })
         XCTAssertTrue(reasons["generate-detail"]!.reason.contains("file \(root!)/prompts/detail/system.txt changed"), reasons["generate-detail"]!.reason)
         let (third, _) = try run(sets)
-        XCTAssertEqual(Set(third.ran), ["generate-detail", "parse-detail", "filter", "dedup", "export"])
+        XCTAssertEqual(Set(third.ran), ["generate-detail", "parse-detail", "filter", "dedup", "export", "train"])
         let after = llm.snapshot()
         XCTAssertEqual(after.count, 19)
         XCTAssertEqual(after.suffix(4).map(\.type), ["detail", "detail", "detail", "detail"])
@@ -178,7 +179,7 @@ final class DemoPipelineTests: XCTestCase {
         let seed = root + "/seeds/conversation/01-kitchen.context.txt"
         try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(5)], ofItemAtPath: seed)
         let (fourth, _) = try run(sets)
-        XCTAssertEqual(Set(fourth.ran), ["generate-conversation", "parse-conversation", "filter", "dedup", "export"])
+        XCTAssertEqual(Set(fourth.ran), ["generate-conversation", "parse-conversation", "filter", "dedup", "export", "train"])
         XCTAssertEqual(llm.snapshot().count, 19, "the request journal answers everything")
         XCTAssertEqual(try run(sets).0.ran, [])
     }

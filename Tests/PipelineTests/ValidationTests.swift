@@ -101,9 +101,9 @@ final class ValidationTests: XCTestCase {
     }
 
     func testLaterKindsAreNotAvailableYet() {
-        let e = error("name: t\nstages:\n  tr: {kind: train}\n")
-        XCTAssertTrue(e.contains("stage kind 'train' is not available yet"), e)
-        XCTAssertTrue(e.hasPrefix("p.yaml:3:14: stage 'tr'"), e)
+        let e = error("name: t\nstages:\n  ev: {kind: evaluate}\n")
+        XCTAssertTrue(e.contains("stage kind 'evaluate' is not available yet"), e)
+        XCTAssertTrue(e.hasPrefix("p.yaml:3:14: stage 'ev'"), e)
     }
 
     func testMalformedYAML() {
