@@ -102,6 +102,9 @@ let package = Package(
                           swiftSettings: hotPath),
         // Backward through the LLaVA stack, loss, AdamW, schedule, clipping, trainer loop, checkpoints.
         .target(name: "Training", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Models"], swiftSettings: hotPath),
+        // bench/train_bench.sh's driver (not a product): LLaVA training steps, tokens/s, peak RSS, GFLOP/s vs sgemm peak.
+        .executableTarget(name: "TrainBench", dependencies: ["Training", "Models", "TensorMath"], path: "bench/TrainBench",
+                          swiftSettings: hotPath),
 
         .executableTarget(name: "LlavaForgeCLI", dependencies: [
             "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Parsing", "Generation", "Export",

@@ -22,6 +22,10 @@ public final class LlamaModel {
 
     public static let maximumRotaryPositions = 32768
 
+    /// A trainable term on some projections (LoRA), applied by the full-sequence forward and by
+    /// `backward`; nil for a plain model. The KV-cache decode path ignores it (merge first).
+    public var adapter: LinearAdapter?
+
     public init(config: LlamaConfig, parameters: ParameterBuffer, prefix: String = "") throws {
         try config.validate(file: nil)
         self.config = config
@@ -115,26 +119,33 @@ public final class LlamaModel {
                             rows: t, dim: hidden, eps: c.rmsNormEps)
             Linear.forward(out: l.q.pointer, input: l.norm1.pointer, weight: weight(w.q), bias: optionalWeight(w.qBias),
                            rows: t, inFeatures: hidden, outFeatures: c.qWidth)
+            adapter?.forward(layer: index, projection: .q, out: l.q.pointer, input: l.norm1.pointer, rows: t)
             Linear.forward(out: l.k.pointer, input: l.norm1.pointer, weight: weight(w.k), bias: optionalWeight(w.kBias),
                            rows: t, inFeatures: hidden, outFeatures: c.kvWidth)
+            adapter?.forward(layer: index, projection: .k, out: l.k.pointer, input: l.norm1.pointer, rows: t)
             Linear.forward(out: l.v.pointer, input: l.norm1.pointer, weight: weight(w.v), bias: optionalWeight(w.vBias),
                            rows: t, inFeatures: hidden, outFeatures: c.kvWidth)
+            adapter?.forward(layer: index, projection: .v, out: l.v.pointer, input: l.norm1.pointer, rows: t)
             RoPE.forward(l.q.pointer, table: rotary, tokens: t, heads: c.numAttentionHeads)
             RoPE.forward(l.k.pointer, table: rotary, tokens: t, heads: c.numKeyValueHeads)
             Attention.forward(out: l.attention.pointer, probs: l.probs.pointer, q: l.q.pointer, k: l.k.pointer, v: l.v.pointer,
                               shape: shape, scale: scale)
             Linear.forward(out: a.projection.pointer, input: l.attention.pointer, weight: weight(w.o), bias: optionalWeight(w.oBias),
                            rows: t, inFeatures: c.qWidth, outFeatures: hidden)
+            adapter?.forward(layer: index, projection: .o, out: a.projection.pointer, input: l.attention.pointer, rows: t)
             Residual.forward(out: l.middle.pointer, a: l.input.pointer, b: a.projection.pointer, count: t * hidden)
             RMSNorm.forward(out: l.norm2.pointer, rstd: l.rstd2.pointer, input: l.middle.pointer, weight: weight(w.postNorm),
                             rows: t, dim: hidden, eps: c.rmsNormEps)
             Linear.forward(out: l.gate.pointer, input: l.norm2.pointer, weight: weight(w.gate), bias: optionalWeight(w.gateBias),
                            rows: t, inFeatures: hidden, outFeatures: inter)
+            adapter?.forward(layer: index, projection: .gate, out: l.gate.pointer, input: l.norm2.pointer, rows: t)
             Linear.forward(out: l.up.pointer, input: l.norm2.pointer, weight: weight(w.up), bias: optionalWeight(w.upBias),
                            rows: t, inFeatures: hidden, outFeatures: inter)
+            adapter?.forward(layer: index, projection: .up, out: l.up.pointer, input: l.norm2.pointer, rows: t)
             SwiGLU.forward(out: l.gated.pointer, gate: l.gate.pointer, up: l.up.pointer, count: t * inter)
             Linear.forward(out: a.projection.pointer, input: l.gated.pointer, weight: weight(w.down), bias: optionalWeight(w.downBias),
                            rows: t, inFeatures: inter, outFeatures: hidden)
+            adapter?.forward(layer: index, projection: .down, out: a.projection.pointer, input: l.gated.pointer, rows: t)
             Residual.forward(out: output.pointer, a: l.middle.pointer, b: a.projection.pointer, count: t * hidden)
         }
         RMSNorm.forward(out: a.finalNorm.pointer, rstd: a.finalRstd.pointer, input: a.finalInput.pointer, weight: weight(finalNormOffset),

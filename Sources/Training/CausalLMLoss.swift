@@ -27,6 +27,10 @@ public enum CausalLMLoss {
         logitsInPlace logits: UnsafeMutablePointer<Float>,
         labels: [Int], vocab: Int, scale: Float
     ) -> Result {
+        OpProfile.measure("loss") { fusedLoss(logits, labels: labels, vocab: vocab, scale: scale) }
+    }
+
+    private static func fusedLoss(_ logits: UnsafeMutablePointer<Float>, labels: [Int], vocab: Int, scale: Float) -> Result {
         let t = labels.count
         precondition(labels.allSatisfy { $0 == ignoreIndex || ($0 >= 0 && $0 < vocab) }, "CausalLMLoss: label outside the vocabulary")
         let losses = UnsafeMutablePointer<Double>.allocate(capacity: t)
@@ -41,20 +45,7 @@ public enum CausalLMLoss {
                     z.update(repeating: 0, count: vocab)
                     return
                 }
-                var maxValue = -Float.infinity
-                for i in 0..<vocab { maxValue = max(maxValue, z[i]) }
-                let targetLogit = z[target]
-                // One exp per logit: keep e = exp(z − max) in place, then scale it to dlogits.
-                var sum = 0.0
-                for i in 0..<vocab {
-                    let e = expf(z[i] - maxValue)
-                    z[i] = e
-                    sum += Double(e)
-                }
-                losses[row] = Double(maxValue) + log(sum) - Double(targetLogit)
-                let factor = scale * Float(1 / sum)
-                for i in 0..<vocab { z[i] *= factor }
-                z[target] -= scale
+                losses[row] = CrossEntropy.fusedRowInPlace(z, count: vocab, target: target, scale: scale)
             }
         }
         var total = 0.0

@@ -34,8 +34,10 @@ public final class LlamaBackwardWorkspace {
 
 @inline(__always)
 func zero(_ buffer: FloatBuffer, _ count: Int) {
-    Parallel.forEachRange(count, grain: 262_144) { range in
-        (buffer.pointer + range.lowerBound).update(repeating: 0, count: range.count)
+    OpProfile.measure("zero") {
+        Parallel.forEachRange(count, grain: 262_144) { range in
+            (buffer.pointer + range.lowerBound).update(repeating: 0, count: range.count)
+        }
     }
 }
 
@@ -60,7 +62,7 @@ extension LlamaModel {
     ) {
         precondition(a.keepForBackward, "LlamaModel.backward: activations were not kept for backward")
         precondition(a.tokens == w.tokens, "LlamaModel.backward: workspace for \(w.tokens) tokens, activations for \(a.tokens)")
-        precondition(gradients.totalCount == parameters.totalCount, "LlamaModel.backward: gradient buffer layout differs")
+        precondition(!weightGradients || gradients.totalCount == parameters.totalCount, "LlamaModel.backward: gradient buffer layout differs")
         let c = config, t = a.tokens, hidden = c.hiddenSize, inter = c.intermediateSize
         let p = parameters.storage.pointer
         let g: UnsafeMutablePointer<Float>? = weightGradients ? gradients.storage.pointer : nil
@@ -85,6 +87,7 @@ extension LlamaModel {
             zero(w.dGated, t * inter)
             Linear.backward(dinput: w.dGated.pointer, dweight: optional(g, o.down), dbias: optional(g, o.downBias), dout: w.dStream.pointer,
                             input: l.gated.pointer, weight: p + o.down, rows: t, inFeatures: inter, outFeatures: hidden)
+            adapter?.backward(layer: index, projection: .down, dinput: w.dGated.pointer, dout: w.dStream.pointer, input: l.gated.pointer, rows: t)
             zero(w.dGate, t * inter)
             zero(w.dUp, t * inter)
             SwiGLU.backward(dgate: w.dGate.pointer, dup: w.dUp.pointer, dout: w.dGated.pointer,
@@ -92,8 +95,10 @@ extension LlamaModel {
             zero(w.dNorm, t * hidden)
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.gate), dbias: optional(g, o.gateBias), dout: w.dGate.pointer,
                             input: l.norm2.pointer, weight: p + o.gate, rows: t, inFeatures: hidden, outFeatures: inter)
+            adapter?.backward(layer: index, projection: .gate, dinput: w.dNorm.pointer, dout: w.dGate.pointer, input: l.norm2.pointer, rows: t)
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.up), dbias: optional(g, o.upBias), dout: w.dUp.pointer,
                             input: l.norm2.pointer, weight: p + o.up, rows: t, inFeatures: hidden, outFeatures: inter)
+            adapter?.backward(layer: index, projection: .up, dinput: w.dNorm.pointer, dout: w.dUp.pointer, input: l.norm2.pointer, rows: t)
             RMSNorm.backward(dinput: w.dStream.pointer, dweight: optional(g, o.postNorm), dout: w.dNorm.pointer,
                              input: l.middle.pointer, weight: p + o.postNorm, rstd: l.rstd2.pointer, rows: t, dim: hidden)
 
@@ -101,6 +106,7 @@ extension LlamaModel {
             zero(w.dAttention, t * c.qWidth)
             Linear.backward(dinput: w.dAttention.pointer, dweight: optional(g, o.o), dbias: optional(g, o.oBias), dout: w.dStream.pointer,
                             input: l.attention.pointer, weight: p + o.o, rows: t, inFeatures: c.qWidth, outFeatures: hidden)
+            adapter?.backward(layer: index, projection: .o, dinput: w.dAttention.pointer, dout: w.dStream.pointer, input: l.attention.pointer, rows: t)
             zero(w.dq, t * c.qWidth)
             zero(w.dk, t * c.kvWidth)
             zero(w.dv, t * c.kvWidth)
@@ -112,10 +118,13 @@ extension LlamaModel {
             zero(w.dNorm, t * hidden)
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.q), dbias: optional(g, o.qBias), dout: w.dq.pointer,
                             input: l.norm1.pointer, weight: p + o.q, rows: t, inFeatures: hidden, outFeatures: c.qWidth)
+            adapter?.backward(layer: index, projection: .q, dinput: w.dNorm.pointer, dout: w.dq.pointer, input: l.norm1.pointer, rows: t)
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.k), dbias: optional(g, o.kBias), dout: w.dk.pointer,
                             input: l.norm1.pointer, weight: p + o.k, rows: t, inFeatures: hidden, outFeatures: c.kvWidth)
+            adapter?.backward(layer: index, projection: .k, dinput: w.dNorm.pointer, dout: w.dk.pointer, input: l.norm1.pointer, rows: t)
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.v), dbias: optional(g, o.vBias), dout: w.dv.pointer,
                             input: l.norm1.pointer, weight: p + o.v, rows: t, inFeatures: hidden, outFeatures: c.kvWidth)
+            adapter?.backward(layer: index, projection: .v, dinput: w.dNorm.pointer, dout: w.dv.pointer, input: l.norm1.pointer, rows: t)
             RMSNorm.backward(dinput: w.dStream.pointer, dweight: optional(g, o.inputNorm), dout: w.dNorm.pointer,
                              input: l.input.pointer, weight: p + o.inputNorm, rstd: l.rstd1.pointer, rows: t, dim: hidden)
         }
@@ -123,10 +132,12 @@ extension LlamaModel {
         guard let embeddingTokens, let g else { return }
         precondition(embeddingTokens.count == t, "LlamaModel.backward: \(embeddingTokens.count) embedding ids for \(t) positions")
         let table = g + embedOffset, dEmbeddings = w.dStream.pointer
-        for (position, id) in embeddingTokens.enumerated() where id >= 0 {
-            precondition(id < c.vocabSize, "LlamaModel.backward: token id \(id) outside the vocabulary")
-            let target = table + id * hidden, source = dEmbeddings + position * hidden
-            for i in 0..<hidden { target[i] += source[i] }
+        OpProfile.measure("embedding.backward") {
+            for (position, id) in embeddingTokens.enumerated() where id >= 0 {
+                precondition(id < c.vocabSize, "LlamaModel.backward: token id \(id) outside the vocabulary")
+                let target = table + id * hidden, source = dEmbeddings + position * hidden
+                for i in 0..<hidden { target[i] += source[i] }
+            }
         }
     }
 }

@@ -23,8 +23,13 @@ public struct TrainingSequence: Sendable {
 public final class LossAndGradients {
     public let language: LlamaModel
     public let llava: LlavaModel?
-    /// The trainable parameters (a LLaVA's projector + decoder buffer, or the decoder's).
-    public var parameters: ParameterBuffer { language.parameters }
+    /// The trainable parameters (a LLaVA's projector + decoder buffer, or the decoder's; in a LoRA
+    /// run the buffer of the projector copy + adapters).
+    public let parameters: ParameterBuffer
+    /// The projector the forward runs (the LLaVA's own, or in a LoRA run one over `parameters`).
+    public let projector: Projector?
+    /// LoRA run: the adapters on the decoder (whose own weights are frozen).
+    public let adapters: LoRAAdapters?
     private var cache: [Int: (LlamaActivations, LlamaBackwardWorkspace)] = [:]
     /// Sequence lengths whose activations stay allocated (each set is ~layers × T × (14·C + 3·I)
     /// floats + heads·T² — about 0.9 GB for a SmolLM2-135M at 512 tokens).
@@ -35,11 +40,30 @@ public final class LossAndGradients {
     public init(model: LlavaModel) {
         language = model.language
         llava = model
+        parameters = model.trainable
+        projector = model.projector
+        adapters = nil
     }
 
     public init(language: LlamaModel) {
         self.language = language
         llava = nil
+        parameters = language.parameters
+        projector = nil
+        adapters = nil
+    }
+
+    /// A LoRA engine: `trainable` holds the projector's tensors (LLaVA only, copied from the model
+    /// by `LoRATraining`) and the adapters' tensors; the decoder's own weights stay frozen and get
+    /// no gradient buffer. Sets `language.adapter`.
+    init(lora: LoRATraining) {
+        language = lora.language
+        llava = lora.llava
+        parameters = lora.trainable
+        projector = lora.projector
+        adapters = lora.adapters
+        decoderGradients = false
+        language.adapter = lora.adapters
     }
 
     /// A zero gradient buffer matching `parameters` offset for offset.
@@ -97,33 +121,40 @@ public final class LossAndGradients {
         let (activations, workspace) = buffers(tokens: t)
         var projectorActivations: ProjectorActivations?
         var embeddingTokens = s.tokens
-        if let llava {
+        if let llava, let projector {
+            var projected: [Float]?
             if let features = s.features, !features.isEmpty {
-                let rows = features.count / llava.projector.config.inputSize
-                let made = ProjectorActivations(config: llava.projector.config, rows: rows)
+                let rows = features.count / projector.config.inputSize
+                let made = ProjectorActivations(config: projector.config, rows: rows)
                 features.withUnsafeBufferPointer { made.input.copy(from: $0.baseAddress!, count: features.count) }
+                projector.forward(activations: made)
+                projected = made.output.toArray()
                 projectorActivations = made
             }
             // Spliced image rows do not read the embedding table, so they give it no gradient.
             let imageToken = llava.config.imageTokenIndex
             embeddingTokens = s.tokens.map { $0 == imageToken ? -1 : $0 }
-            try llava.forward(tokens: s.tokens, projectorActivations: projectorActivations, activations: activations)
+            try llava.embed(tokens: s.tokens, imageFeatures: projected, into: activations.embeddings.pointer)
+            OpProfile.measure("decoder.forward") { language.forward(activations: activations) }
         } else {
             try language.embed(tokens: s.tokens, into: activations.embeddings.pointer)
-            language.forward(activations: activations)
+            OpProfile.measure("decoder.forward") { language.forward(activations: activations) }
         }
         let result = CausalLMLoss.forwardBackward(logitsInPlace: activations.logits.pointer, labels: s.labels,
                                                   vocab: language.config.vocabSize, scale: lossScale)
         guard let gradients else { return result }
-        language.backward(activations: activations, dLogits: activations.logits.pointer, gradients: gradients,
-                          workspace: workspace, embeddingTokens: embeddingTokens, weightGradients: decoderGradients)
-        if let llava, let projectorActivations {
+        adapters?.gradients = gradients
+        OpProfile.measure("decoder.backward") {
+            language.backward(activations: activations, dLogits: activations.logits.pointer, gradients: gradients,
+                              workspace: workspace, embeddingTokens: embeddingTokens, weightGradients: decoderGradients)
+        }
+        if let llava, let projector, let projectorActivations {
             // The splice: row r of the projector output went to position imagePositions[r].
             let dOutput = FloatBuffer(count: projectorActivations.rows * hidden)
             for (row, position) in llava.imagePositions(tokens: s.tokens).enumerated() {
                 (dOutput.pointer + row * hidden).update(from: workspace.dStream.pointer + position * hidden, count: hidden)
             }
-            llava.projector.backward(activations: projectorActivations, dOutput: dOutput.pointer, gradients: gradients)
+            projector.backward(activations: projectorActivations, dOutput: dOutput.pointer, gradients: gradients)
         }
         return result
     }
