@@ -1,8 +1,16 @@
-/// Scaled dot-product attention with grouped-query heads, one sgemm pair per head.
+/// Scaled dot-product attention with grouped-query heads.
 ///
 /// Layouts (row-major): q `[T, heads·D]`, k and v `[T, kvHeads·D]`, out `[T, heads·D]`;
 /// query head h reads key/value head h / (heads / kvHeads), as transformers' `repeat_kv`.
 /// probs `[heads, T, T]` holds softmax(scale·q·kᵀ + mask) — kept because backward needs it.
+///
+/// Heads run in parallel on our own workers, each head's products as single-threaded sgemms
+/// (`BLASRuntime.withSingleThreadedBLAS`): one fork/join per call instead of one per small
+/// product. Measured why: per-head products of 128–512 × 64 split over OpenBLAS's two threads
+/// cost a thread hand-off each, which on a loaded machine took longer than the arithmetic
+/// (0.3–1 GFLOP/s; bench/train_bench.sh PROFILE=1). Causal attention is computed in query
+/// blocks of `causalBlockRows`: block [r0, r1) only scores keys 0..<r1, skipping most of the
+/// masked upper triangle.
 public enum Attention {
     public struct Shape: Sendable {
         public var tokens: Int
@@ -27,8 +35,7 @@ public enum Attention {
         public var probsCount: Int { heads * tokens * tokens }
     }
 
-    /// Query rows per block in causal attention: block [r0, r1) only scores keys 0..<r1, so the
-    /// masked upper triangle is mostly skipped ((n+1)/2n of the full products for n blocks).
+    /// Query rows per block in causal attention ((n+1)/2n of the full products for n blocks).
     public static let causalBlockRows = 128
 
     /// `body(r0, r1, keys)` for each query block: rows r0..<r1 attend to keys 0..<keys.
@@ -44,7 +51,7 @@ public enum Attention {
         }
     }
 
-    /// Keys row i's block scores (causal: the end of its query block; else all).
+    /// Keys row i's block scores (causal: up to the end of its query block; else all).
     @inline(__always)
     static func scoredKeys(row i: Int, _ shape: Shape) -> Int {
         shape.causal ? min(shape.tokens, (i / causalBlockRows + 1) * causalBlockRows) : shape.tokens
@@ -58,25 +65,28 @@ public enum Attention {
     ) {
         OpProfile.measure("attention.forward") {
             let t = shape.tokens, d = shape.headDim, qw = shape.qWidth, kw = shape.kvWidth
-            for h in 0..<shape.heads {
-                let g = shape.kvHead(of: h)
-                let p = probs + h * t * t
-                // scores [T, T] = scale · q_h [T, D] · k_g [T, D]ᵀ, block by block of query rows.
-                forEachQueryBlock(shape) { r0, r1, keys in
-                    BLAS.gemm(.none, .transpose, m: r1 - r0, n: keys, k: d, alpha: scale,
-                              a: q + r0 * qw + h * d, lda: qw, b: k + g * d, ldb: kw, c: p + r0 * t, ldc: t)
-                }
-                let causal = shape.causal
-                Parallel.forEachRow(t, rowWork: t * 8) { i in
-                    let row = p + i * t
-                    let valid = causal ? i + 1 : t
-                    Softmax.softmaxRow(out: row, input: row, count: valid)
-                    if valid < t { (row + valid).update(repeating: 0, count: t - valid) }
-                }
-                // out_h [T, D] = probs_h [T, T] · v_g [T, D] (row block r0..<r1 has no weight past key r1).
-                forEachQueryBlock(shape) { r0, r1, keys in
-                    BLAS.gemm(.none, .none, m: r1 - r0, n: d, k: keys,
-                              a: p + r0 * t, lda: t, b: v + g * d, ldb: kw, c: out + r0 * qw + h * d, ldc: qw)
+            BLASRuntime.withSingleThreadedBLAS {
+                Parallel.forEachChunk(shape.heads) { _, heads in
+                    for h in heads {
+                        let g = shape.kvHead(of: h)
+                        let p = probs + h * t * t
+                        // scores [T, T] = scale · q_h [T, D] · k_g [T, D]ᵀ, block by block of query rows.
+                        forEachQueryBlock(shape) { r0, r1, keys in
+                            BLAS.gemm(.none, .transpose, m: r1 - r0, n: keys, k: d, alpha: scale,
+                                      a: q + r0 * qw + h * d, lda: qw, b: k + g * d, ldb: kw, c: p + r0 * t, ldc: t)
+                        }
+                        for i in 0..<t {
+                            let row = p + i * t
+                            let valid = shape.causal ? i + 1 : t
+                            Softmax.softmaxRow(out: row, input: row, count: valid)
+                            if valid < t { (row + valid).update(repeating: 0, count: t - valid) }
+                        }
+                        // out_h [T, D] = probs_h [T, T] · v_g [T, D] (row block r0..<r1 has no weight past key r1).
+                        forEachQueryBlock(shape) { r0, r1, keys in
+                            BLAS.gemm(.none, .none, m: r1 - r0, n: d, k: keys,
+                                      a: p + r0 * t, lda: t, b: v + g * d, ldb: kw, c: out + r0 * qw + h * d, ldc: qw)
+                        }
+                    }
                 }
             }
         }
@@ -92,37 +102,51 @@ public enum Attention {
     ) {
         OpProfile.measure("attention.backward") {
             let t = shape.tokens, d = shape.headDim, qw = shape.qWidth, kw = shape.kvWidth
-            let scratch = FloatBuffer(count: t * t)  // dscores [T, T] for one head
-            // `scratch` must outlive every use of its pointer: without this, an optimized build may free
-            // it right after `.pointer` is read (its last use as an object).
-            defer { withExtendedLifetime(scratch) {} }
-            let ds = scratch.pointer
-            for h in 0..<shape.heads {
-                let g = shape.kvHead(of: h)
-                let p = probs + h * t * t
-                let doh = dout + h * d
-                forEachQueryBlock(shape) { r0, r1, keys in
-                    // dv_g[0..<keys] += p_h[r0..<r1, 0..<keys]ᵀ · dout_h[r0..<r1]
-                    BLAS.gemm(.transpose, .none, m: keys, n: d, k: r1 - r0, a: p + r0 * t, lda: t, b: doh + r0 * qw, ldb: qw,
-                              beta: 1, c: dv + g * d, ldc: kw)
-                    // dprobs[r0..<r1, 0..<keys] = dout_h · v_gᵀ
-                    BLAS.gemm(.none, .transpose, m: r1 - r0, n: keys, k: d, a: doh + r0 * qw, lda: qw, b: v + g * d, ldb: kw,
-                              c: ds + r0 * t, ldc: t)
+            let workers = min(Parallel.threadCount, shape.heads)
+            // Per worker: dscores [T, T] for one head, and private dk/dv (heads of one kv group may
+            // land on different workers), summed into dk/dv after the join.
+            let scratch = FloatBuffer(count: workers * t * t)
+            let privateDk = FloatBuffer(count: workers * t * kw), privateDv = FloatBuffer(count: workers * t * kw)
+            withExtendedLifetime((scratch, privateDk, privateDv)) {
+                BLASRuntime.withSingleThreadedBLAS {
+                    Parallel.forEachChunk(shape.heads, chunks: workers) { worker, heads in
+                        let ds = scratch.pointer + worker * t * t
+                        let dkw = privateDk.pointer + worker * t * kw, dvw = privateDv.pointer + worker * t * kw
+                        for h in heads {
+                            let g = shape.kvHead(of: h)
+                            let p = probs + h * t * t
+                            let doh = dout + h * d
+                            forEachQueryBlock(shape) { r0, r1, keys in
+                                // dv_g[0..<keys] += p_h[r0..<r1, 0..<keys]ᵀ · dout_h[r0..<r1]
+                                BLAS.gemm(.transpose, .none, m: keys, n: d, k: r1 - r0, a: p + r0 * t, lda: t, b: doh + r0 * qw, ldb: qw,
+                                          beta: 1, c: dvw + g * d, ldc: kw)
+                                // dprobs[r0..<r1, 0..<keys] = dout_h · v_gᵀ
+                                BLAS.gemm(.none, .transpose, m: r1 - r0, n: keys, k: d, a: doh + r0 * qw, lda: qw, b: v + g * d, ldb: kw,
+                                          c: ds + r0 * t, ldc: t)
+                            }
+                            // dscores = p ⊙ (dprobs − Σ dprobs·p) over the valid keys; the rest of the scored block is 0.
+                            for i in 0..<t {
+                                let valid = shape.causal ? i + 1 : t
+                                softmaxBackwardRow(ds + i * t, probs: p + i * t, count: valid)
+                                let keys = scoredKeys(row: i, shape)
+                                if valid < keys { (ds + i * t + valid).update(repeating: 0, count: keys - valid) }
+                            }
+                            forEachQueryBlock(shape) { r0, r1, keys in
+                                // dq_h[r0..<r1] += scale · dscores · k_g ; dk_g[0..<keys] += scale · dscoresᵀ · q_h[r0..<r1]
+                                BLAS.gemm(.none, .none, m: r1 - r0, n: d, k: keys, alpha: scale, a: ds + r0 * t, lda: t, b: k + g * d, ldb: kw,
+                                          beta: 1, c: dq + r0 * qw + h * d, ldc: qw)
+                                BLAS.gemm(.transpose, .none, m: keys, n: d, k: r1 - r0, alpha: scale, a: ds + r0 * t, lda: t,
+                                          b: q + r0 * qw + h * d, ldb: qw, beta: 1, c: dkw + g * d, ldc: kw)
+                            }
+                        }
+                    }
                 }
-                // dscores = p ⊙ (dprobs − Σ dprobs·p) over the valid keys; the rest of the scored block is 0.
-                let causal = shape.causal
-                Parallel.forEachRow(t, rowWork: t * 4) { i in
-                    let valid = causal ? i + 1 : t
-                    softmaxBackwardRow(ds + i * t, probs: p + i * t, count: valid)
-                    let keys = scoredKeys(row: i, shape)
-                    if valid < keys { (ds + i * t + valid).update(repeating: 0, count: keys - valid) }
-                }
-                forEachQueryBlock(shape) { r0, r1, keys in
-                    // dq_h[r0..<r1] += scale · dscores · k_g ; dk_g[0..<keys] += scale · dscoresᵀ · q_h[r0..<r1]
-                    BLAS.gemm(.none, .none, m: r1 - r0, n: d, k: keys, alpha: scale, a: ds + r0 * t, lda: t, b: k + g * d, ldb: kw,
-                              beta: 1, c: dq + r0 * qw + h * d, ldc: qw)
-                    BLAS.gemm(.transpose, .none, m: keys, n: d, k: r1 - r0, alpha: scale, a: ds + r0 * t, lda: t, b: q + r0 * qw + h * d, ldb: qw,
-                              beta: 1, c: dk + g * d, ldc: kw)
+                // dk += Σ workers' dk, dv likewise (in worker order: deterministic).
+                Parallel.forEachRange(t * kw, grain: 65_536) { range in
+                    for worker in 0..<workers {
+                        let sk = privateDk.pointer + worker * t * kw, sv = privateDv.pointer + worker * t * kw
+                        for i in range { dk[i] += sk[i]; dv[i] += sv[i] }
+                    }
                 }
             }
         }

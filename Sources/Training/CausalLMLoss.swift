@@ -7,6 +7,31 @@ import TensorMath
 public enum CausalLMLoss {
     public static let ignoreIndex = -100
 
+    /// Positions whose next-token label counts (t with labels[t + 1] ≠ −100): the only rows that
+    /// need logits. Ascending.
+    public static func predictingPositions(labels: [Int]) -> [Int] {
+        labels.count < 2 ? [] : (0..<(labels.count - 1)).filter { labels[$0 + 1] != ignoreIndex }
+    }
+
+    /// Fused forward + backward over compact logits `[R, V]`, row r predicting `targets[r]` (every
+    /// row counted): on return the buffer holds scale · (softmax − onehot). Rows run in parallel.
+    public static func forwardBackward(logitsInPlace logits: UnsafeMutablePointer<Float>, targets: [Int], vocab: Int, scale: Float) -> Result {
+        OpProfile.measure("loss") {
+            precondition(targets.allSatisfy { $0 >= 0 && $0 < vocab }, "CausalLMLoss: target outside the vocabulary")
+            let rows = targets.count
+            let losses = UnsafeMutablePointer<Double>.allocate(capacity: max(1, rows))
+            defer { losses.deallocate() }
+            targets.withUnsafeBufferPointer { t in
+                Parallel.forEachRow(rows, rowWork: vocab * 6) { row in
+                    losses[row] = CrossEntropy.fusedRowInPlace(logits + row * vocab, count: vocab, target: t[row], scale: scale)
+                }
+            }
+            var total = 0.0
+            for row in 0..<rows { total += losses[row] }
+            return Result(lossSum: total, counted: rows)
+        }
+    }
+
     /// Tokens that count towards the loss in a sequence's labels (after the shift).
     public static func countedTargets(labels: [Int]) -> Int {
         labels.dropFirst().reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }

@@ -17,6 +17,8 @@ public final class LlamaBackwardWorkspace {
     let dGated: FloatBuffer      // [T, I]
     let dGate: FloatBuffer       // [T, I]
     let dUp: FloatBuffer         // [T, I]
+    let headInput: FloatBuffer   // [T, C]: the final norm's rows that had logits (gathered)
+    let dHeadInput: FloatBuffer  // [T, C]
 
     public init(config c: LlamaConfig, tokens t: Int) {
         tokens = t
@@ -29,6 +31,8 @@ public final class LlamaBackwardWorkspace {
         dGated = FloatBuffer(count: t * c.intermediateSize)
         dGate = FloatBuffer(count: t * c.intermediateSize)
         dUp = FloatBuffer(count: t * c.intermediateSize)
+        headInput = FloatBuffer(count: t * c.hiddenSize)
+        dHeadInput = FloatBuffer(count: t * c.hiddenSize)
     }
 }
 
@@ -43,7 +47,8 @@ func zero(_ buffer: FloatBuffer, _ count: Int) {
 
 extension LlamaModel {
     /// Backward of `forward(activations:)` from dlogits `[T, V]` (may be the logits buffer itself,
-    /// overwritten by a fused loss). Accumulates every parameter gradient into `gradients`
+    /// overwritten by a fused loss) — or, with `logitRows`, of `forward(activations:logitRows:)`
+    /// from dlogits `[R, V]` of those rows. Accumulates every parameter gradient into `gradients`
     /// (a buffer with this model's parameter layout: gradient of the tensor at offset o lives at
     /// `gradients.storage.pointer + o`). On return `workspace.dStream` holds d(embeddings) `[T, C]`.
     ///
@@ -58,7 +63,8 @@ extension LlamaModel {
         gradients: ParameterBuffer,
         workspace w: LlamaBackwardWorkspace,
         embeddingTokens: [Int]?,
-        weightGradients: Bool = true
+        weightGradients: Bool = true,
+        logitRows: [Int]? = nil
     ) {
         precondition(a.keepForBackward, "LlamaModel.backward: activations were not kept for backward")
         precondition(a.tokens == w.tokens, "LlamaModel.backward: workspace for \(w.tokens) tokens, activations for \(a.tokens)")
@@ -70,13 +76,24 @@ extension LlamaModel {
             guard let base, let offset else { return nil }
             return base + offset
         }
-        let shape = Attention.Shape(tokens: t, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, causal: true)
         let scale = 1 / Float(c.headDim).squareRoot()
 
         // lm_head (tied: the embedding table) and the final norm.
         zero(w.dNorm, t * hidden)
-        Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, headOffset), dbias: nil, dout: dLogits,
-                        input: a.finalNorm.pointer, weight: p + headOffset, rows: t, inFeatures: hidden, outFeatures: c.vocabSize)
+        if let logitRows, logitRows.count < t {
+            // dLogits is [R, V] for the rows forward(activations:logitRows:) projected; the others had no logits.
+            let rows = logitRows.count
+            LlamaModel.gather(rows: logitRows, from: a.finalNorm.pointer, into: w.headInput.pointer, width: hidden, limit: t)
+            zero(w.dHeadInput, rows * hidden)
+            Linear.backward(dinput: w.dHeadInput.pointer, dweight: optional(g, headOffset), dbias: nil, dout: dLogits,
+                            input: w.headInput.pointer, weight: p + headOffset, rows: rows, inFeatures: hidden, outFeatures: c.vocabSize)
+            for (r, row) in logitRows.enumerated() {
+                (w.dNorm.pointer + row * hidden).update(from: w.dHeadInput.pointer + r * hidden, count: hidden)
+            }
+        } else {
+            Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, headOffset), dbias: nil, dout: dLogits,
+                            input: a.finalNorm.pointer, weight: p + headOffset, rows: t, inFeatures: hidden, outFeatures: c.vocabSize)
+        }
         zero(w.dStream, t * hidden)
         RMSNorm.backward(dinput: w.dStream.pointer, dweight: optional(g, finalNormOffset), dout: w.dNorm.pointer,
                          input: a.finalInput.pointer, weight: p + finalNormOffset, rstd: a.finalRstd.pointer, rows: t, dim: hidden)
@@ -110,11 +127,15 @@ extension LlamaModel {
             zero(w.dq, t * c.qWidth)
             zero(w.dk, t * c.kvWidth)
             zero(w.dv, t * c.kvWidth)
-            Attention.backward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.dAttention.pointer, probs: l.probs.pointer,
-                               q: l.q.pointer, k: l.k.pointer, v: l.v.pointer, shape: shape, scale: scale)
-            // q and k were rotated after their projections; undo the rotation on their gradients.
-            RoPE.backward(w.dq.pointer, table: rotary, tokens: t, heads: c.numAttentionHeads)
-            RoPE.backward(w.dk.pointer, table: rotary, tokens: t, heads: c.numKeyValueHeads)
+            forEachSegment(a) { start, length, probsOffset in
+                let qOffset = start * c.qWidth, kvOffset = start * c.kvWidth
+                Attention.backward(dq: w.dq.pointer + qOffset, dk: w.dk.pointer + kvOffset, dv: w.dv.pointer + kvOffset,
+                                   dout: w.dAttention.pointer + qOffset, probs: l.probs.pointer + probsOffset,
+                                   q: l.q.pointer + qOffset, k: l.k.pointer + kvOffset, v: l.v.pointer + kvOffset, shape: attentionShape(length), scale: scale)
+                // q and k were rotated after their projections; undo the rotation on their gradients.
+                RoPE.backward(w.dq.pointer + qOffset, table: rotary, tokens: length, heads: c.numAttentionHeads)
+                RoPE.backward(w.dk.pointer + kvOffset, table: rotary, tokens: length, heads: c.numKeyValueHeads)
+            }
             zero(w.dNorm, t * hidden)
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.q), dbias: optional(g, o.qBias), dout: w.dq.pointer,
                             input: l.norm1.pointer, weight: p + o.q, rows: t, inFeatures: hidden, outFeatures: c.qWidth)

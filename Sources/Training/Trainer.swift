@@ -62,6 +62,8 @@ public final class Trainer {
     /// Slots the optimizer updates (measured by clipping).
     public let trainableSlots: [ParameterSlot]
     public var step: Int { optimizer.step }
+    /// The last step's update left every gradient at 0 (no zeroing pass before the next step).
+    private var gradientsAreZero = true
 
     /// The LoRA run's buffers when `options.lora` is set.
     public let lora: LoRATraining?
@@ -118,17 +120,21 @@ public final class Trainer {
         let counted = sequences.reduce(0) { $0 + CausalLMLoss.countedTargets(labels: $1.labels) }
         guard counted > 0 else { throw ForgeError(.badInput, "the step's batch has no trained (non −100) target") }
         let start = DispatchTime.now().uptimeNanoseconds
-        zero(gradients.storage, gradients.totalCount)
+        if !gradientsAreZero { zero(gradients.storage, gradients.totalCount) }
+        gradientsAreZero = false
         let scale = Float(1 / Double(counted))
         var total = 0.0
-        for s in sequences { total += try engine.accumulate(s, lossScale: scale, into: gradients).lossSum }
-        let norm = OpProfile.measure("clip") {
-            options.maxGradNorm.map { GradientClipping.clip(gradients, slots: trainableSlots, maxNorm: $0) }
-                ?? GradientClipping.globalNorm(gradients, slots: trainableSlots)
-        }
+        for batch in microBatches { total += try engine.accumulate(batch: batch, lossScale: scale, into: gradients).lossSum }
+        let norm = OpProfile.measure("clip") { GradientClipping.globalNorm(gradients, slots: trainableSlots) }
+        // torch's clip_grad_norm_ coefficient, applied as AdamW reads each gradient (one pass fewer).
+        let coefficient = options.maxGradNorm.map { GradientClipping.coefficient(norm: norm, maxNorm: $0) } ?? 1
         let factor = schedule.factor(step: optimizer.step)
         let taken = optimizer.step
-        OpProfile.measure("adamw") { optimizer.update(gradients: gradients, learningRateFactor: factor) }
+        OpProfile.measure("adamw") {
+            optimizer.update(gradients: gradients, learningRateFactor: factor, gradientScale: coefficient, zeroingGradients: true)
+        }
+        // Only the optimizer's slots can hold a gradient (frozen parts get none written), and AdamW zeroed those.
+        gradientsAreZero = true
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let rate = (optimizer.groups.last?.learningRate ?? 0) * factor
         return StepReport(step: taken + 1, loss: total / Double(counted), gradientNorm: norm, learningRate: rate,
