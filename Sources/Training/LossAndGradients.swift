@@ -33,8 +33,24 @@ public final class LossAndGradients {
     private var cache: [[Int]: (LlamaActivations, LlamaBackwardWorkspace)] = [:]
     /// `accumulate(batch:)` runs consecutive sequences together as one pass while their total
     /// length stays within this many tokens (one sgemm per matrix over all their rows: larger,
-    /// faster products). Activation memory grows with it. 1 = one sequence per pass.
-    public var packTokens = 2048
+    /// faster products). Activation memory grows with it. 1 = one sequence per pass; nil (the
+    /// default) = as many tokens as keep the kept activations within `packActivationBytes`.
+    public var packTokens: Int?
+    /// The activation budget of an automatic pack (1.25 GiB: 4 × 512 tokens of a 512 × 8 LM with a
+    /// 32k vocabulary; one 512-token sequence of SmolLM2-135M).
+    public var packActivationBytes = 1280 << 20
+
+    /// Bytes of kept activations per token at `length` tokens per sequence: per layer about
+    /// 5·C + 2·qWidth + 2·kvWidth + 3·I floats plus heads·length probabilities, and a logits row.
+    func activationBytesPerToken(sequenceLength length: Int) -> Int {
+        let c = language.config
+        let perLayer = 5 * c.hiddenSize + 2 * c.qWidth + 2 * c.kvWidth + 3 * c.intermediateSize + c.numAttentionHeads * length
+        return 4 * (perLayer * c.numHiddenLayers + c.vocabSize)
+    }
+
+    func packLimit(sequenceLength length: Int) -> Int {
+        packTokens ?? max(1, packActivationBytes / max(1, activationBytesPerToken(sequenceLength: length)))
+    }
     /// Sequence lengths whose activations stay allocated (each set is ~layers × T × (14·C + 3·I)
     /// floats + heads·T² — about 0.9 GB for a SmolLM2-135M at 512 tokens).
     public var activationCacheLimit = 2
@@ -85,8 +101,9 @@ public final class LossAndGradients {
     /// Consecutive runs of `batch` whose total length fits `packTokens` (a longer sequence alone).
     func packs(_ batch: [TrainingSequence]) -> [[TrainingSequence]] {
         var result: [[TrainingSequence]] = [], current: [TrainingSequence] = [], length = 0
+        let limit = packLimit(sequenceLength: batch.map { $0.tokens.count }.max() ?? 1)
         for s in batch {
-            if !current.isEmpty && length + s.tokens.count > packTokens {
+            if !current.isEmpty && length + s.tokens.count > limit {
                 result.append(current)
                 current = []
                 length = 0
