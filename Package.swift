@@ -108,6 +108,9 @@ let package = Package(
             "ForgeCore", "Store", "Tokenizers", "Imaging", "Models", "Training", "TensorMath", "Checkpoints",
             .product(name: "GRDB", package: "GRDB.swift"),
         ], swiftSettings: hotPath),
+        // bench/train_bench.sh's driver (not a product): LLaVA training steps, tokens/s, peak RSS, GFLOP/s vs sgemm peak.
+        .executableTarget(name: "TrainBench", dependencies: ["Training", "Models", "TensorMath"], path: "bench/TrainBench",
+                          swiftSettings: hotPath),
 
         .executableTarget(name: "LlavaForgeCLI", dependencies: [
             "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Parsing", "Generation", "Export",

@@ -11,7 +11,7 @@ public final class LlamaLayerActivations {
     public let q: FloatBuffer          // [T, heads·D], after RoPE
     public let k: FloatBuffer          // [T, kvHeads·D], after RoPE
     public let v: FloatBuffer          // [T, kvHeads·D]
-    public let probs: FloatBuffer      // [heads, T, T]
+    public let probs: FloatBuffer      // per segment of length n: [heads, n, n], segments in order
     public let attention: FloatBuffer  // [T, heads·D]: o_proj's input
     /// input + o_proj(attention) `[T, C]`: the second RMSNorm's input.
     public let middle: FloatBuffer
@@ -21,7 +21,7 @@ public final class LlamaLayerActivations {
     public let up: FloatBuffer         // [T, I]
     public let gated: FloatBuffer      // [T, I] = silu(gate)·up: down_proj's input
 
-    init(config c: LlamaConfig, tokens t: Int, input: FloatBuffer, middle: FloatBuffer) {
+    init(config c: LlamaConfig, tokens t: Int, probsCount: Int, input: FloatBuffer, middle: FloatBuffer) {
         self.input = input
         self.middle = middle
         norm1 = FloatBuffer(count: t * c.hiddenSize)
@@ -29,7 +29,7 @@ public final class LlamaLayerActivations {
         q = FloatBuffer(count: t * c.qWidth)
         k = FloatBuffer(count: t * c.kvWidth)
         v = FloatBuffer(count: t * c.kvWidth)
-        probs = FloatBuffer(count: c.numAttentionHeads * t * t)
+        probs = FloatBuffer(count: probsCount)
         attention = FloatBuffer(count: t * c.qWidth)
         norm2 = FloatBuffer(count: t * c.hiddenSize)
         rstd2 = FloatBuffer(count: t)
@@ -47,6 +47,9 @@ public final class LlamaLayerActivations {
 /// memory independent of depth.
 public final class LlamaActivations {
     public let tokens: Int
+    /// Lengths of the independent sequences packed into the T rows, in order (sum = T). Each is
+    /// its own causal attention block with positions from 0; matrix products run over all rows.
+    public let segments: [Int]
     public let keepForBackward: Bool
     /// Per layer (count = layers when keeping for backward, else one shared entry).
     public let layers: [LlamaLayerActivations]
@@ -59,24 +62,32 @@ public final class LlamaActivations {
     /// o_proj / down_proj outputs before the residual add `[T, C]` (not needed by backward).
     let projection: FloatBuffer
 
-    public init(config c: LlamaConfig, tokens t: Int, keepForBackward: Bool) {
-        precondition(t > 0, "LlamaActivations: empty sequence")
+    public convenience init(config c: LlamaConfig, tokens t: Int, keepForBackward: Bool) {
+        self.init(config: c, segments: [t], keepForBackward: keepForBackward)
+    }
+
+    /// Buffers for several sequences run as one pass (lengths `segments`).
+    public init(config c: LlamaConfig, segments: [Int], keepForBackward: Bool) {
+        precondition(!segments.isEmpty && segments.allSatisfy { $0 > 0 }, "LlamaActivations: empty sequence")
+        let t = segments.reduce(0, +)
         tokens = t
+        self.segments = segments
         self.keepForBackward = keepForBackward
+        let probsCount = c.numAttentionHeads * segments.reduce(0) { $0 + $1 * $1 }
         let width = t * c.hiddenSize
         if keepForBackward {
             var list: [LlamaLayerActivations] = []
             var input = FloatBuffer(count: width)
             for _ in 0..<c.numHiddenLayers {
                 let middle = FloatBuffer(count: width)
-                list.append(LlamaLayerActivations(config: c, tokens: t, input: input, middle: middle))
+                list.append(LlamaLayerActivations(config: c, tokens: t, probsCount: probsCount, input: input, middle: middle))
                 input = FloatBuffer(count: width)
             }
             layers = list
             finalInput = input
         } else {
             let stream = FloatBuffer(count: width)
-            layers = [LlamaLayerActivations(config: c, tokens: t, input: stream, middle: stream)]
+            layers = [LlamaLayerActivations(config: c, tokens: t, probsCount: probsCount, input: stream, middle: stream)]
             finalInput = stream
         }
         finalNorm = FloatBuffer(count: width)

@@ -22,6 +22,10 @@ public final class LlamaModel {
 
     public static let maximumRotaryPositions = 32768
 
+    /// A trainable term on some projections (LoRA), applied by the full-sequence forward and by
+    /// `backward`; nil for a plain model. The KV-cache decode path ignores it (merge first).
+    public var adapter: LinearAdapter?
+
     public init(config: LlamaConfig, parameters: ParameterBuffer, prefix: String = "") throws {
         try config.validate(file: nil)
         self.config = config
@@ -102,11 +106,17 @@ public final class LlamaModel {
     /// Runs the decoder on `activations.embeddings` (`[T, C]`, already filled: token embeddings or
     /// spliced multimodal embeddings) and fills `activations.logits` `[T, V]`. Positions are
     /// 0..<T. With `keepForBackward` activations, every intermediate a backward pass needs is kept.
-    public func forward(activations a: LlamaActivations) {
+    public func forward(activations a: LlamaActivations) { forward(activations: a, logitRows: nil) }
+
+    /// As `forward(activations:)`, with the vocabulary projection only for the positions in
+    /// `logitRows` (ascending, each in 0..<T): their logits fill rows 0..<R of `activations.logits`.
+    /// Training passes the positions whose next-token label counts — an image's rows and a masked
+    /// prompt need no logits, and the head is the largest single matrix of a small LM.
+    /// nil = every position.
+    public func forward(activations a: LlamaActivations, logitRows: [Int]?) {
         let c = config, t = a.tokens
-        precondition(t <= rotary.positions, "LlamaModel: \(t) tokens exceed the \(rotary.positions) rotary positions (call validate(sequenceLength:))")
         let hidden = c.hiddenSize, inter = c.intermediateSize
-        let shape = Attention.Shape(tokens: t, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, causal: true)
+        precondition(a.segments.allSatisfy { $0 <= rotary.positions }, "LlamaModel: a sequence exceeds the \(rotary.positions) rotary positions (call validate(sequenceLength:))")
         let scale = 1 / Float(c.headDim).squareRoot()
         for (index, w) in layerOffsets.enumerated() {
             let l = a.layer(index)
@@ -115,32 +125,72 @@ public final class LlamaModel {
                             rows: t, dim: hidden, eps: c.rmsNormEps)
             Linear.forward(out: l.q.pointer, input: l.norm1.pointer, weight: weight(w.q), bias: optionalWeight(w.qBias),
                            rows: t, inFeatures: hidden, outFeatures: c.qWidth)
+            adapter?.forward(layer: index, projection: .q, out: l.q.pointer, input: l.norm1.pointer, rows: t)
             Linear.forward(out: l.k.pointer, input: l.norm1.pointer, weight: weight(w.k), bias: optionalWeight(w.kBias),
                            rows: t, inFeatures: hidden, outFeatures: c.kvWidth)
+            adapter?.forward(layer: index, projection: .k, out: l.k.pointer, input: l.norm1.pointer, rows: t)
             Linear.forward(out: l.v.pointer, input: l.norm1.pointer, weight: weight(w.v), bias: optionalWeight(w.vBias),
                            rows: t, inFeatures: hidden, outFeatures: c.kvWidth)
-            RoPE.forward(l.q.pointer, table: rotary, tokens: t, heads: c.numAttentionHeads)
-            RoPE.forward(l.k.pointer, table: rotary, tokens: t, heads: c.numKeyValueHeads)
-            Attention.forward(out: l.attention.pointer, probs: l.probs.pointer, q: l.q.pointer, k: l.k.pointer, v: l.v.pointer,
-                              shape: shape, scale: scale)
+            adapter?.forward(layer: index, projection: .v, out: l.v.pointer, input: l.norm1.pointer, rows: t)
+            forEachSegment(a) { start, length, probsOffset in
+                let q = l.q.pointer + start * c.qWidth, k = l.k.pointer + start * c.kvWidth, v = l.v.pointer + start * c.kvWidth
+                RoPE.forward(q, table: rotary, tokens: length, heads: c.numAttentionHeads)
+                RoPE.forward(k, table: rotary, tokens: length, heads: c.numKeyValueHeads)
+                Attention.forward(out: l.attention.pointer + start * c.qWidth, probs: l.probs.pointer + probsOffset, q: q, k: k, v: v,
+                                  shape: attentionShape(length), scale: scale)
+            }
             Linear.forward(out: a.projection.pointer, input: l.attention.pointer, weight: weight(w.o), bias: optionalWeight(w.oBias),
                            rows: t, inFeatures: c.qWidth, outFeatures: hidden)
+            adapter?.forward(layer: index, projection: .o, out: a.projection.pointer, input: l.attention.pointer, rows: t)
             Residual.forward(out: l.middle.pointer, a: l.input.pointer, b: a.projection.pointer, count: t * hidden)
             RMSNorm.forward(out: l.norm2.pointer, rstd: l.rstd2.pointer, input: l.middle.pointer, weight: weight(w.postNorm),
                             rows: t, dim: hidden, eps: c.rmsNormEps)
             Linear.forward(out: l.gate.pointer, input: l.norm2.pointer, weight: weight(w.gate), bias: optionalWeight(w.gateBias),
                            rows: t, inFeatures: hidden, outFeatures: inter)
+            adapter?.forward(layer: index, projection: .gate, out: l.gate.pointer, input: l.norm2.pointer, rows: t)
             Linear.forward(out: l.up.pointer, input: l.norm2.pointer, weight: weight(w.up), bias: optionalWeight(w.upBias),
                            rows: t, inFeatures: hidden, outFeatures: inter)
+            adapter?.forward(layer: index, projection: .up, out: l.up.pointer, input: l.norm2.pointer, rows: t)
             SwiGLU.forward(out: l.gated.pointer, gate: l.gate.pointer, up: l.up.pointer, count: t * inter)
             Linear.forward(out: a.projection.pointer, input: l.gated.pointer, weight: weight(w.down), bias: optionalWeight(w.downBias),
                            rows: t, inFeatures: inter, outFeatures: hidden)
+            adapter?.forward(layer: index, projection: .down, out: a.projection.pointer, input: l.gated.pointer, rows: t)
             Residual.forward(out: output.pointer, a: l.middle.pointer, b: a.projection.pointer, count: t * hidden)
         }
         RMSNorm.forward(out: a.finalNorm.pointer, rstd: a.finalRstd.pointer, input: a.finalInput.pointer, weight: weight(finalNormOffset),
                         rows: t, dim: hidden, eps: c.rmsNormEps)
-        Linear.forward(out: a.logits.pointer, input: a.finalNorm.pointer, weight: weight(headOffset), bias: nil,
-                       rows: t, inFeatures: hidden, outFeatures: c.vocabSize)
+        guard let logitRows, logitRows.count < t else {
+            Linear.forward(out: a.logits.pointer, input: a.finalNorm.pointer, weight: weight(headOffset), bias: nil,
+                           rows: t, inFeatures: hidden, outFeatures: c.vocabSize)
+            return
+        }
+        // The wanted rows gathered into the (free after the last layer) projection scratch [R, C].
+        LlamaModel.gather(rows: logitRows, from: a.finalNorm.pointer, into: a.projection.pointer, width: hidden, limit: t)
+        Linear.forward(out: a.logits.pointer, input: a.projection.pointer, weight: weight(headOffset), bias: nil,
+                       rows: logitRows.count, inFeatures: hidden, outFeatures: c.vocabSize)
+    }
+
+    /// The causal attention shape of one packed segment.
+    public func attentionShape(_ length: Int) -> Attention.Shape {
+        Attention.Shape(tokens: length, heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads, headDim: config.headDim, causal: true)
+    }
+
+    /// `body(first row, length, probs offset)` for each packed sequence of `a`.
+    public func forEachSegment(_ a: LlamaActivations, _ body: (Int, Int, Int) -> Void) {
+        var start = 0, probsOffset = 0
+        for length in a.segments {
+            body(start, length, probsOffset)
+            start += length
+            probsOffset += config.numAttentionHeads * length * length
+        }
+    }
+
+    /// out row r = source row `rows[r]` (`[*, width]` each); rows must lie in 0..<limit.
+    public static func gather(rows: [Int], from source: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, width: Int, limit: Int) {
+        for (r, row) in rows.enumerated() {
+            precondition(row >= 0 && row < limit, "gather: row \(row) outside 0..<\(limit)")
+            (out + r * width).update(from: source + row * width, count: width)
+        }
     }
 
     // MARK: - Incremental decode with a KV cache

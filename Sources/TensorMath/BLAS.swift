@@ -26,9 +26,18 @@ public enum BLAS {
         precondition(ldb >= max(1, transB == .none ? n : k), "gemm: ldb \(ldb) too small")
         precondition(ldc >= max(1, n), "gemm: ldc \(ldc) too small")
         if m == 0 || n == 0 { return }
-        cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas,
-                    blasint(m), blasint(n), blasint(k), alpha,
-                    a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+        guard OpProfile.isEnabled else {
+            cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas,
+                        blasint(m), blasint(n), blasint(k), alpha,
+                        a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+            return
+        }
+        let name = "sgemm \(transA == .none ? "N" : "T")\(transB == .none ? "N" : "T") \(m)×\(n)×\(k)"
+        OpProfile.measure(name, flops: 2 * Double(m) * Double(n) * Double(k)) {
+            cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas,
+                        blasint(m), blasint(n), blasint(k), alpha,
+                        a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+        }
     }
 
     /// `y[m] = alpha · A[m, n] · x[n] + beta · y` (or `Aᵀ` with `x[m]`, `y[n]` when transposed).

@@ -147,6 +147,19 @@ public enum BLASRuntime {
     }
 }
 
+extension BLASRuntime {
+    /// Runs `body` with OpenBLAS limited to one thread, then restores the count: for callers that
+    /// parallelise over independent small products themselves (each worker's sgemm then runs in
+    /// the worker, with no hand-off to OpenBLAS's threads). No other thread of the process should
+    /// rely on BLAS's thread count meanwhile (the count is process-wide).
+    public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+        let previous = Int(openblas_get_num_threads())
+        if previous > 1 { openblas_set_num_threads(1) }
+        defer { if previous > 1 { openblas_set_num_threads(Int32(previous)) } }
+        return try body()
+    }
+}
+
 /// OpenBLAS DYNAMIC_ARCH entry points, looked up at run time so the package still links against
 /// a fixed-target OpenBLAS (where they do not exist and no switch is attempted).
 private enum DynamicArch {

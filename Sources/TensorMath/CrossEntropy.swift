@@ -67,6 +67,43 @@ public enum CrossEntropy {
         }
     }
 
+    /// Fused forward + backward of one row, in place: returns −log softmax(z)[target] and leaves
+    /// `scale · (softmax(z) − onehot(target))` in `z`. One exponential per logit (kept in place,
+    /// then scaled), 16 lanes at a time; the sum in Double, as `logSumExpParts`.
+    @inline(__always)
+    public static func fusedRowInPlace(_ z: UnsafeMutablePointer<Float>, count: Int, target: Int, scale: Float) -> Double {
+        let maxValue = maximum(z, count: count)
+        let targetLogit = z[target]
+        let offset = VectorExp.Vector(repeating: maxValue)
+        var sum = 0.0
+        VectorExp.blocks(0..<count) { i, lanes in
+            let e = VectorExp.exp(VectorExp.load(z, i, lanes: lanes) - offset)
+            VectorExp.store(e, z, i, lanes: lanes)
+            if lanes == 16 { sum += Double(e.sum()) } else { for j in 0..<lanes { sum += Double(e[j]) } }
+        }
+        let factor = VectorExp.Vector(repeating: scale * Float(1 / sum))
+        VectorExp.blocks(0..<count) { i, lanes in
+            VectorExp.store(VectorExp.load(z, i, lanes: lanes) * factor, z, i, lanes: lanes)
+        }
+        z[target] -= scale
+        return Double(maxValue - targetLogit) + log(sum)
+    }
+
+    /// max of `count` floats, 16 lanes at a time.
+    @inline(__always)
+    static func maximum(_ z: UnsafePointer<Float>, count: Int) -> Float {
+        var lanes = VectorExp.Vector(repeating: -.infinity)
+        var i = 0
+        while i + 16 <= count {
+            let v = UnsafeRawPointer(z + i).loadUnaligned(as: VectorExp.Vector.self)
+            lanes = lanes.replacing(with: v, where: v .> lanes)
+            i += 16
+        }
+        var result = lanes.max()
+        while i < count { result = max(result, z[i]); i += 1 }
+        return result
+    }
+
     /// (max z, log Σ exp(z − max)) with the sum in Double, so a 49k-entry row keeps full precision.
     static func logSumExpParts(_ z: UnsafePointer<Float>, count: Int) -> (max: Float, logSum: Double) {
         var maxValue = -Float.infinity

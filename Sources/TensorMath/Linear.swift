@@ -9,14 +9,16 @@ public enum Linear {
         bias: UnsafePointer<Float>?,
         rows: Int, inFeatures: Int, outFeatures: Int
     ) {
-        var beta: Float = 0
-        if let bias {
-            for row in 0..<rows { (out + row * outFeatures).update(from: bias, count: outFeatures) }
-            beta = 1
+        OpProfile.measure("linear.forward") {
+            var beta: Float = 0
+            if let bias {
+                for row in 0..<rows { (out + row * outFeatures).update(from: bias, count: outFeatures) }
+                beta = 1
+            }
+            BLAS.gemm(.none, .transpose, m: rows, n: outFeatures, k: inFeatures,
+                      a: input, lda: inFeatures, b: weight, ldb: inFeatures,
+                      beta: beta, c: out, ldc: outFeatures)
         }
-        BLAS.gemm(.none, .transpose, m: rows, n: outFeatures, k: inFeatures,
-                  a: input, lda: inFeatures, b: weight, ldb: inFeatures,
-                  beta: beta, c: out, ldc: outFeatures)
     }
 
     /// Accumulates: dinput `[rows, in]` += dout · weight; dweight `[out, in]` += doutᵀ · input;
@@ -30,20 +32,22 @@ public enum Linear {
         weight: UnsafePointer<Float>,
         rows: Int, inFeatures: Int, outFeatures: Int
     ) {
-        if let dinput {
-            BLAS.gemm(.none, .none, m: rows, n: inFeatures, k: outFeatures,
-                      a: dout, lda: outFeatures, b: weight, ldb: inFeatures,
-                      beta: 1, c: dinput, ldc: inFeatures)
-        }
-        if let dweight {
-            BLAS.gemm(.transpose, .none, m: outFeatures, n: inFeatures, k: rows,
-                      a: dout, lda: outFeatures, b: input, ldb: inFeatures,
-                      beta: 1, c: dweight, ldc: inFeatures)
-        }
-        if let dbias {
-            for row in 0..<rows {
-                let d = dout + row * outFeatures
-                for o in 0..<outFeatures { dbias[o] += d[o] }
+        OpProfile.measure("linear.backward") {
+            if let dinput {
+                BLAS.gemm(.none, .none, m: rows, n: inFeatures, k: outFeatures,
+                          a: dout, lda: outFeatures, b: weight, ldb: inFeatures,
+                          beta: 1, c: dinput, ldc: inFeatures)
+            }
+            if let dweight {
+                BLAS.gemm(.transpose, .none, m: outFeatures, n: inFeatures, k: rows,
+                          a: dout, lda: outFeatures, b: input, ldb: inFeatures,
+                          beta: 1, c: dweight, ldc: inFeatures)
+            }
+            if let dbias {
+                for row in 0..<rows {
+                    let d = dout + row * outFeatures
+                    for o in 0..<outFeatures { dbias[o] += d[o] }
+                }
             }
         }
     }

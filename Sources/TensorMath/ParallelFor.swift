@@ -33,4 +33,20 @@ public enum Parallel {
             for row in range { body(row) }
         }
     }
+
+    /// `body(chunk, range)` for `chunks` (default: the thread count, at most `count`) contiguous
+    /// ranges covering `0..<count`, one per worker, with the chunk's index (for per-worker scratch).
+    public static func forEachChunk(_ count: Int, chunks requested: Int? = nil, _ body: (Int, Range<Int>) -> Void) {
+        if count <= 0 { return }
+        let chunks = max(1, min(requested ?? threadCount, count))
+        if chunks == 1 {
+            body(0, 0..<count)
+            return
+        }
+        let base = count / chunks, extra = count % chunks
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let start = chunk * base + min(chunk, extra)
+            body(chunk, start..<(start + base + (chunk < extra ? 1 : 0)))
+        }
+    }
 }

@@ -11,14 +11,16 @@ public enum RMSNorm {
         weight: UnsafePointer<Float>,
         rows: Int, dim: Int, eps: Float
     ) {
-        Parallel.forEachRow(rows, rowWork: dim * 4) { row in
-            let x = input + row * dim, y = out + row * dim
-            var sumSquares = 0.0
-            for i in 0..<dim { let v = Double(x[i]); sumSquares += v * v }
-            let meanSquare = Float(sumSquares / Double(dim))
-            let r = 1 / (meanSquare + eps).squareRoot()
-            for i in 0..<dim { y[i] = weight[i] * (x[i] * r) }
-            rstd?[row] = r
+        OpProfile.measure("rmsnorm.forward") {
+            Parallel.forEachRow(rows, rowWork: dim * 4) { row in
+                let x = input + row * dim, y = out + row * dim
+                var sumSquares = 0.0
+                for i in 0..<dim { let v = Double(x[i]); sumSquares += v * v }
+                let meanSquare = Float(sumSquares / Double(dim))
+                let r = 1 / (meanSquare + eps).squareRoot()
+                for i in 0..<dim { y[i] = weight[i] * (x[i] * r) }
+                rstd?[row] = r
+            }
         }
     }
 
@@ -33,17 +35,19 @@ public enum RMSNorm {
         rstd: UnsafePointer<Float>,
         rows: Int, dim: Int
     ) {
-        for row in 0..<rows {
-            let x = input + row * dim, dy = dout + row * dim, dx = dinput + row * dim
-            let r = rstd[row]
-            // n = x·r; g = w·dy; dx = r·(g − n·mean(g·n))
-            var dot = 0.0
-            for i in 0..<dim { dot += Double(weight[i] * dy[i]) * Double(x[i] * r) }
-            let meanDot = Float(dot / Double(dim))
-            for i in 0..<dim {
-                let n = x[i] * r
-                dx[i] += r * (weight[i] * dy[i] - n * meanDot)
-                if let dweight { dweight[i] += dy[i] * n }
+        OpProfile.measure("rmsnorm.backward") {
+            for row in 0..<rows {
+                let x = input + row * dim, dy = dout + row * dim, dx = dinput + row * dim
+                let r = rstd[row]
+                // n = x·r; g = w·dy; dx = r·(g − n·mean(g·n))
+                var dot = 0.0
+                for i in 0..<dim { dot += Double(weight[i] * dy[i]) * Double(x[i] * r) }
+                let meanDot = Float(dot / Double(dim))
+                for i in 0..<dim {
+                    let n = x[i] * r
+                    dx[i] += r * (weight[i] * dy[i] - n * meanDot)
+                    if let dweight { dweight[i] += dy[i] * n }
+                }
             }
         }
     }

@@ -1,8 +1,10 @@
 /// Residual connection `out = a + b` (out may alias a or b).
 public enum Residual {
     public static func forward(out: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, count: Int) {
-        Parallel.forEachRange(count, grain: 65_536) { range in
-            for i in range { out[i] = a[i] + b[i] }
+        OpProfile.measure("residual.forward") {
+            Parallel.forEachRange(count, grain: 65_536) { range in
+                for i in range { out[i] = a[i] + b[i] }
+            }
         }
     }
 

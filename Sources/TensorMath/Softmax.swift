@@ -28,8 +28,7 @@ public enum Softmax {
     /// vocabulary) keep full float precision.
     @inline(__always)
     static func softmaxRow(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, count: Int) {
-        var maxValue = -Float.infinity
-        for i in 0..<count { maxValue = max(maxValue, input[i]) }
+        let maxValue = CrossEntropy.maximum(input, count: count)
         let shift = VectorExp.Vector(repeating: maxValue)
         var sum = 0.0
         VectorExp.blocks(0..<count) { i, lanes in

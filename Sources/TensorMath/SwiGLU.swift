@@ -28,10 +28,12 @@ public enum SiLU {
 public enum SwiGLU {
     /// out `[n]` = silu(gate) ⊙ up (n = rows·intermediate).
     public static func forward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
-        Parallel.forEachRange(count, grain: 32_768) { range in
-            VectorExp.blocks(range) { i, lanes in
-                let g = VectorExp.load(gate, i, lanes: lanes), u = VectorExp.load(up, i, lanes: lanes)
-                VectorExp.store(g / (1 + VectorExp.exp(-g)) * u, out, i, lanes: lanes)
+        OpProfile.measure("swiglu.forward") {
+            Parallel.forEachRange(count, grain: 32_768) { range in
+                VectorExp.blocks(range) { i, lanes in
+                    let g = VectorExp.load(gate, i, lanes: lanes), u = VectorExp.load(up, i, lanes: lanes)
+                    VectorExp.store(g / (1 + VectorExp.exp(-g)) * u, out, i, lanes: lanes)
+                }
             }
         }
     }
@@ -41,13 +43,15 @@ public enum SwiGLU {
         dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>,
         dout: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int
     ) {
-        Parallel.forEachRange(count, grain: 32_768) { range in
-            VectorExp.blocks(range) { i, lanes in
-                let g = VectorExp.load(gate, i, lanes: lanes), u = VectorExp.load(up, i, lanes: lanes)
-                let dy = VectorExp.load(dout, i, lanes: lanes)
-                let s = 1 / (1 + VectorExp.exp(-g))
-                VectorExp.store(VectorExp.load(dgate, i, lanes: lanes) + dy * u * s * (1 + g * (1 - s)), dgate, i, lanes: lanes)
-                VectorExp.store(VectorExp.load(dup, i, lanes: lanes) + dy * g * s, dup, i, lanes: lanes)
+        OpProfile.measure("swiglu.backward") {
+            Parallel.forEachRange(count, grain: 32_768) { range in
+                VectorExp.blocks(range) { i, lanes in
+                    let g = VectorExp.load(gate, i, lanes: lanes), u = VectorExp.load(up, i, lanes: lanes)
+                    let dy = VectorExp.load(dout, i, lanes: lanes)
+                    let s = 1 / (1 + VectorExp.exp(-g))
+                    VectorExp.store(VectorExp.load(dgate, i, lanes: lanes) + dy * u * s * (1 + g * (1 - s)), dgate, i, lanes: lanes)
+                    VectorExp.store(VectorExp.load(dup, i, lanes: lanes) + dy * g * s, dup, i, lanes: lanes)
+                }
             }
         }
     }

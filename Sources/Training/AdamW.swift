@@ -65,13 +65,18 @@ public final class AdamW {
     }
 
     /// One step with every group's learning rate multiplied by `learningRateFactor` (a schedule's value).
-    public func update(gradients: ParameterBuffer, learningRateFactor: Double = 1) {
+    /// `gradientScale` multiplies each gradient as it is read (global-norm clipping's coefficient,
+    /// the same Float product torch's in-place `mul_` forms, without its extra pass over memory);
+    /// `zeroingGradients` leaves the updated slots' gradients at 0 (the next step's accumulation
+    /// needs no separate zeroing pass).
+    public func update(gradients: ParameterBuffer, learningRateFactor: Double = 1, gradientScale: Float = 1, zeroingGradients: Bool = false) {
         precondition(gradients.totalCount == parameters.totalCount, "AdamW: gradient buffer layout differs")
         step += 1
         let correction1 = 1 - Foundation.pow(beta1, Double(step))
         let correction2Root = (1 - Foundation.pow(beta2, Double(step))).squareRoot()
         let b1 = Float(1 - beta1), b2 = Float(beta2), oneMinusB2 = Float(1 - beta2), eps = Float(epsilon)
         let correction2 = Float(correction2Root)
+        let gScale = gradientScale, zeroing = zeroingGradients
         let p = parameters.storage.pointer, g = gradients.storage.pointer
         let m = firstMoment.pointer, v = secondMoment.pointer
         for group in groups {
@@ -87,7 +92,8 @@ public final class AdamW {
                     var j = range.lowerBound
                     while j + 8 <= range.upperBound {
                         let i = base + j
-                        let gi = UnsafeRawPointer(g + i).loadUnaligned(as: V.self)
+                        let gi = UnsafeRawPointer(g + i).loadUnaligned(as: V.self) * gScale
+                        if zeroing { UnsafeMutableRawPointer(g + i).storeBytes(of: V(repeating: 0), as: V.self) }
                         let mOld = UnsafeRawPointer(m + i).loadUnaligned(as: V.self)
                         let vOld = UnsafeRawPointer(v + i).loadUnaligned(as: V.self)
                         let mi = mOld + b1 * (gi - mOld)
@@ -101,7 +107,8 @@ public final class AdamW {
                     }
                     while j < range.upperBound {
                         let i = base + j
-                        let gi = g[i]
+                        let gi = g[i] * gScale
+                        if zeroing { g[i] = 0 }
                         var param = p[i] * decay
                         let mi = m[i] + b1 * (gi - m[i])
                         let vi = b2 * v[i] + oneMinusB2 * gi * gi

@@ -7,6 +7,31 @@ import TensorMath
 public enum CausalLMLoss {
     public static let ignoreIndex = -100
 
+    /// Positions whose next-token label counts (t with labels[t + 1] ≠ −100): the only rows that
+    /// need logits. Ascending.
+    public static func predictingPositions(labels: [Int]) -> [Int] {
+        labels.count < 2 ? [] : (0..<(labels.count - 1)).filter { labels[$0 + 1] != ignoreIndex }
+    }
+
+    /// Fused forward + backward over compact logits `[R, V]`, row r predicting `targets[r]` (every
+    /// row counted): on return the buffer holds scale · (softmax − onehot). Rows run in parallel.
+    public static func forwardBackward(logitsInPlace logits: UnsafeMutablePointer<Float>, targets: [Int], vocab: Int, scale: Float) -> Result {
+        OpProfile.measure("loss") {
+            precondition(targets.allSatisfy { $0 >= 0 && $0 < vocab }, "CausalLMLoss: target outside the vocabulary")
+            let rows = targets.count
+            let losses = UnsafeMutablePointer<Double>.allocate(capacity: max(1, rows))
+            defer { losses.deallocate() }
+            targets.withUnsafeBufferPointer { t in
+                Parallel.forEachRow(rows, rowWork: vocab * 6) { row in
+                    losses[row] = CrossEntropy.fusedRowInPlace(logits + row * vocab, count: vocab, target: t[row], scale: scale)
+                }
+            }
+            var total = 0.0
+            for row in 0..<rows { total += losses[row] }
+            return Result(lossSum: total, counted: rows)
+        }
+    }
+
     /// Tokens that count towards the loss in a sequence's labels (after the shift).
     public static func countedTargets(labels: [Int]) -> Int {
         labels.dropFirst().reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
@@ -27,6 +52,10 @@ public enum CausalLMLoss {
         logitsInPlace logits: UnsafeMutablePointer<Float>,
         labels: [Int], vocab: Int, scale: Float
     ) -> Result {
+        OpProfile.measure("loss") { fusedLoss(logits, labels: labels, vocab: vocab, scale: scale) }
+    }
+
+    private static func fusedLoss(_ logits: UnsafeMutablePointer<Float>, labels: [Int], vocab: Int, scale: Float) -> Result {
         let t = labels.count
         precondition(labels.allSatisfy { $0 == ignoreIndex || ($0 >= 0 && $0 < vocab) }, "CausalLMLoss: label outside the vocabulary")
         let losses = UnsafeMutablePointer<Double>.allocate(capacity: t)
@@ -41,20 +70,7 @@ public enum CausalLMLoss {
                     z.update(repeating: 0, count: vocab)
                     return
                 }
-                var maxValue = -Float.infinity
-                for i in 0..<vocab { maxValue = max(maxValue, z[i]) }
-                let targetLogit = z[target]
-                // One exp per logit: keep e = exp(z − max) in place, then scale it to dlogits.
-                var sum = 0.0
-                for i in 0..<vocab {
-                    let e = expf(z[i] - maxValue)
-                    z[i] = e
-                    sum += Double(e)
-                }
-                losses[row] = Double(maxValue) + log(sum) - Double(targetLogit)
-                let factor = scale * Float(1 / sum)
-                for i in 0..<vocab { z[i] *= factor }
-                z[target] -= scale
+                losses[row] = CrossEntropy.fusedRowInPlace(z, count: vocab, target: target, scale: scale)
             }
         }
         var total = 0.0

@@ -46,11 +46,14 @@ public enum GradientClipping {
         return total
     }
 
+    /// torch's clip coefficient min(1, maxNorm / (norm + 1e-6)) as the Float it multiplies by.
+    public static func coefficient(norm: Double, maxNorm: Double) -> Float { Float(min(1, maxNorm / (norm + 1e-6))) }
+
     /// Clips in place; returns the norm before clipping (what torch returns).
     @discardableResult
     public static func clip(_ gradients: ParameterBuffer, slots: [ParameterSlot], maxNorm: Double) -> Double {
         let norm = globalNorm(gradients, slots: slots)
-        let coefficient = Float(min(1, maxNorm / (norm + 1e-6)))
+        let coefficient = coefficient(norm: norm, maxNorm: maxNorm)
         if coefficient < 1 {
             let g = gradients.storage.pointer
             for slot in slots {

@@ -17,6 +17,8 @@ public final class LlamaBackwardWorkspace {
     let dGated: FloatBuffer      // [T, I]
     let dGate: FloatBuffer       // [T, I]
     let dUp: FloatBuffer         // [T, I]
+    let headInput: FloatBuffer   // [T, C]: the final norm's rows that had logits (gathered)
+    let dHeadInput: FloatBuffer  // [T, C]
 
     public init(config c: LlamaConfig, tokens t: Int) {
         tokens = t
@@ -29,19 +31,24 @@ public final class LlamaBackwardWorkspace {
         dGated = FloatBuffer(count: t * c.intermediateSize)
         dGate = FloatBuffer(count: t * c.intermediateSize)
         dUp = FloatBuffer(count: t * c.intermediateSize)
+        headInput = FloatBuffer(count: t * c.hiddenSize)
+        dHeadInput = FloatBuffer(count: t * c.hiddenSize)
     }
 }
 
 @inline(__always)
 func zero(_ buffer: FloatBuffer, _ count: Int) {
-    Parallel.forEachRange(count, grain: 262_144) { range in
-        (buffer.pointer + range.lowerBound).update(repeating: 0, count: range.count)
+    OpProfile.measure("zero") {
+        Parallel.forEachRange(count, grain: 262_144) { range in
+            (buffer.pointer + range.lowerBound).update(repeating: 0, count: range.count)
+        }
     }
 }
 
 extension LlamaModel {
     /// Backward of `forward(activations:)` from dlogits `[T, V]` (may be the logits buffer itself,
-    /// overwritten by a fused loss). Accumulates every parameter gradient into `gradients`
+    /// overwritten by a fused loss) — or, with `logitRows`, of `forward(activations:logitRows:)`
+    /// from dlogits `[R, V]` of those rows. Accumulates every parameter gradient into `gradients`
     /// (a buffer with this model's parameter layout: gradient of the tensor at offset o lives at
     /// `gradients.storage.pointer + o`). On return `workspace.dStream` holds d(embeddings) `[T, C]`.
     ///
@@ -56,11 +63,12 @@ extension LlamaModel {
         gradients: ParameterBuffer,
         workspace w: LlamaBackwardWorkspace,
         embeddingTokens: [Int]?,
-        weightGradients: Bool = true
+        weightGradients: Bool = true,
+        logitRows: [Int]? = nil
     ) {
         precondition(a.keepForBackward, "LlamaModel.backward: activations were not kept for backward")
         precondition(a.tokens == w.tokens, "LlamaModel.backward: workspace for \(w.tokens) tokens, activations for \(a.tokens)")
-        precondition(gradients.totalCount == parameters.totalCount, "LlamaModel.backward: gradient buffer layout differs")
+        precondition(!weightGradients || gradients.totalCount == parameters.totalCount, "LlamaModel.backward: gradient buffer layout differs")
         let c = config, t = a.tokens, hidden = c.hiddenSize, inter = c.intermediateSize
         let p = parameters.storage.pointer
         let g: UnsafeMutablePointer<Float>? = weightGradients ? gradients.storage.pointer : nil
@@ -68,13 +76,24 @@ extension LlamaModel {
             guard let base, let offset else { return nil }
             return base + offset
         }
-        let shape = Attention.Shape(tokens: t, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, causal: true)
         let scale = 1 / Float(c.headDim).squareRoot()
 
         // lm_head (tied: the embedding table) and the final norm.
         zero(w.dNorm, t * hidden)
-        Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, headOffset), dbias: nil, dout: dLogits,
-                        input: a.finalNorm.pointer, weight: p + headOffset, rows: t, inFeatures: hidden, outFeatures: c.vocabSize)
+        if let logitRows, logitRows.count < t {
+            // dLogits is [R, V] for the rows forward(activations:logitRows:) projected; the others had no logits.
+            let rows = logitRows.count
+            LlamaModel.gather(rows: logitRows, from: a.finalNorm.pointer, into: w.headInput.pointer, width: hidden, limit: t)
+            zero(w.dHeadInput, rows * hidden)
+            Linear.backward(dinput: w.dHeadInput.pointer, dweight: optional(g, headOffset), dbias: nil, dout: dLogits,
+                            input: w.headInput.pointer, weight: p + headOffset, rows: rows, inFeatures: hidden, outFeatures: c.vocabSize)
+            for (r, row) in logitRows.enumerated() {
+                (w.dNorm.pointer + row * hidden).update(from: w.dHeadInput.pointer + r * hidden, count: hidden)
+            }
+        } else {
+            Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, headOffset), dbias: nil, dout: dLogits,
+                            input: a.finalNorm.pointer, weight: p + headOffset, rows: t, inFeatures: hidden, outFeatures: c.vocabSize)
+        }
         zero(w.dStream, t * hidden)
         RMSNorm.backward(dinput: w.dStream.pointer, dweight: optional(g, finalNormOffset), dout: w.dNorm.pointer,
                          input: a.finalInput.pointer, weight: p + finalNormOffset, rstd: a.finalRstd.pointer, rows: t, dim: hidden)
@@ -85,6 +104,7 @@ extension LlamaModel {
             zero(w.dGated, t * inter)
             Linear.backward(dinput: w.dGated.pointer, dweight: optional(g, o.down), dbias: optional(g, o.downBias), dout: w.dStream.pointer,
                             input: l.gated.pointer, weight: p + o.down, rows: t, inFeatures: inter, outFeatures: hidden)
+            adapter?.backward(layer: index, projection: .down, dinput: w.dGated.pointer, dout: w.dStream.pointer, input: l.gated.pointer, rows: t)
             zero(w.dGate, t * inter)
             zero(w.dUp, t * inter)
             SwiGLU.backward(dgate: w.dGate.pointer, dup: w.dUp.pointer, dout: w.dGated.pointer,
@@ -92,8 +112,10 @@ extension LlamaModel {
             zero(w.dNorm, t * hidden)
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.gate), dbias: optional(g, o.gateBias), dout: w.dGate.pointer,
                             input: l.norm2.pointer, weight: p + o.gate, rows: t, inFeatures: hidden, outFeatures: inter)
+            adapter?.backward(layer: index, projection: .gate, dinput: w.dNorm.pointer, dout: w.dGate.pointer, input: l.norm2.pointer, rows: t)
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.up), dbias: optional(g, o.upBias), dout: w.dUp.pointer,
                             input: l.norm2.pointer, weight: p + o.up, rows: t, inFeatures: hidden, outFeatures: inter)
+            adapter?.backward(layer: index, projection: .up, dinput: w.dNorm.pointer, dout: w.dUp.pointer, input: l.norm2.pointer, rows: t)
             RMSNorm.backward(dinput: w.dStream.pointer, dweight: optional(g, o.postNorm), dout: w.dNorm.pointer,
                              input: l.middle.pointer, weight: p + o.postNorm, rstd: l.rstd2.pointer, rows: t, dim: hidden)
 
@@ -101,21 +123,29 @@ extension LlamaModel {
             zero(w.dAttention, t * c.qWidth)
             Linear.backward(dinput: w.dAttention.pointer, dweight: optional(g, o.o), dbias: optional(g, o.oBias), dout: w.dStream.pointer,
                             input: l.attention.pointer, weight: p + o.o, rows: t, inFeatures: c.qWidth, outFeatures: hidden)
+            adapter?.backward(layer: index, projection: .o, dinput: w.dAttention.pointer, dout: w.dStream.pointer, input: l.attention.pointer, rows: t)
             zero(w.dq, t * c.qWidth)
             zero(w.dk, t * c.kvWidth)
             zero(w.dv, t * c.kvWidth)
-            Attention.backward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.dAttention.pointer, probs: l.probs.pointer,
-                               q: l.q.pointer, k: l.k.pointer, v: l.v.pointer, shape: shape, scale: scale)
-            // q and k were rotated after their projections; undo the rotation on their gradients.
-            RoPE.backward(w.dq.pointer, table: rotary, tokens: t, heads: c.numAttentionHeads)
-            RoPE.backward(w.dk.pointer, table: rotary, tokens: t, heads: c.numKeyValueHeads)
+            forEachSegment(a) { start, length, probsOffset in
+                let qOffset = start * c.qWidth, kvOffset = start * c.kvWidth
+                Attention.backward(dq: w.dq.pointer + qOffset, dk: w.dk.pointer + kvOffset, dv: w.dv.pointer + kvOffset,
+                                   dout: w.dAttention.pointer + qOffset, probs: l.probs.pointer + probsOffset,
+                                   q: l.q.pointer + qOffset, k: l.k.pointer + kvOffset, v: l.v.pointer + kvOffset, shape: attentionShape(length), scale: scale)
+                // q and k were rotated after their projections; undo the rotation on their gradients.
+                RoPE.backward(w.dq.pointer + qOffset, table: rotary, tokens: length, heads: c.numAttentionHeads)
+                RoPE.backward(w.dk.pointer + kvOffset, table: rotary, tokens: length, heads: c.numKeyValueHeads)
+            }
             zero(w.dNorm, t * hidden)
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.q), dbias: optional(g, o.qBias), dout: w.dq.pointer,
                             input: l.norm1.pointer, weight: p + o.q, rows: t, inFeatures: hidden, outFeatures: c.qWidth)
+            adapter?.backward(layer: index, projection: .q, dinput: w.dNorm.pointer, dout: w.dq.pointer, input: l.norm1.pointer, rows: t)
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.k), dbias: optional(g, o.kBias), dout: w.dk.pointer,
                             input: l.norm1.pointer, weight: p + o.k, rows: t, inFeatures: hidden, outFeatures: c.kvWidth)
+            adapter?.backward(layer: index, projection: .k, dinput: w.dNorm.pointer, dout: w.dk.pointer, input: l.norm1.pointer, rows: t)
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.v), dbias: optional(g, o.vBias), dout: w.dv.pointer,
                             input: l.norm1.pointer, weight: p + o.v, rows: t, inFeatures: hidden, outFeatures: c.kvWidth)
+            adapter?.backward(layer: index, projection: .v, dinput: w.dNorm.pointer, dout: w.dv.pointer, input: l.norm1.pointer, rows: t)
             RMSNorm.backward(dinput: w.dStream.pointer, dweight: optional(g, o.inputNorm), dout: w.dNorm.pointer,
                              input: l.input.pointer, weight: p + o.inputNorm, rstd: l.rstd1.pointer, rows: t, dim: hidden)
         }
@@ -123,10 +153,12 @@ extension LlamaModel {
         guard let embeddingTokens, let g else { return }
         precondition(embeddingTokens.count == t, "LlamaModel.backward: \(embeddingTokens.count) embedding ids for \(t) positions")
         let table = g + embedOffset, dEmbeddings = w.dStream.pointer
-        for (position, id) in embeddingTokens.enumerated() where id >= 0 {
-            precondition(id < c.vocabSize, "LlamaModel.backward: token id \(id) outside the vocabulary")
-            let target = table + id * hidden, source = dEmbeddings + position * hidden
-            for i in 0..<hidden { target[i] += source[i] }
+        OpProfile.measure("embedding.backward") {
+            for (position, id) in embeddingTokens.enumerated() where id >= 0 {
+                precondition(id < c.vocabSize, "LlamaModel.backward: token id \(id) outside the vocabulary")
+                let target = table + id * hidden, source = dEmbeddings + position * hidden
+                for i in 0..<hidden { target[i] += source[i] }
+            }
         }
     }
 }

@@ -23,9 +23,34 @@ public struct TrainingSequence: Sendable {
 public final class LossAndGradients {
     public let language: LlamaModel
     public let llava: LlavaModel?
-    /// The trainable parameters (a LLaVA's projector + decoder buffer, or the decoder's).
-    public var parameters: ParameterBuffer { language.parameters }
-    private var cache: [Int: (LlamaActivations, LlamaBackwardWorkspace)] = [:]
+    /// The trainable parameters (a LLaVA's projector + decoder buffer, or the decoder's; in a LoRA
+    /// run the buffer of the projector copy + adapters).
+    public let parameters: ParameterBuffer
+    /// The projector the forward runs (the LLaVA's own, or in a LoRA run one over `parameters`).
+    public let projector: Projector?
+    /// LoRA run: the adapters on the decoder (whose own weights are frozen).
+    public let adapters: LoRAAdapters?
+    private var cache: [[Int]: (LlamaActivations, LlamaBackwardWorkspace)] = [:]
+    /// `accumulate(batch:)` runs consecutive sequences together as one pass while their total
+    /// length stays within this many tokens (one sgemm per matrix over all their rows: larger,
+    /// faster products). Activation memory grows with it. 1 = one sequence per pass; nil (the
+    /// default) = as many tokens as keep the kept activations within `packActivationBytes`.
+    public var packTokens: Int?
+    /// The activation budget of an automatic pack (1.25 GiB: 4 × 512 tokens of a 512 × 8 LM with a
+    /// 32k vocabulary; one 512-token sequence of SmolLM2-135M).
+    public var packActivationBytes = 1280 << 20
+
+    /// Bytes of kept activations per token at `length` tokens per sequence: per layer about
+    /// 5·C + 2·qWidth + 2·kvWidth + 3·I floats plus heads·length probabilities, and a logits row.
+    func activationBytesPerToken(sequenceLength length: Int) -> Int {
+        let c = language.config
+        let perLayer = 5 * c.hiddenSize + 2 * c.qWidth + 2 * c.kvWidth + 3 * c.intermediateSize + c.numAttentionHeads * length
+        return 4 * (perLayer * c.numHiddenLayers + c.vocabSize)
+    }
+
+    func packLimit(sequenceLength length: Int) -> Int {
+        packTokens ?? max(1, packActivationBytes / max(1, activationBytesPerToken(sequenceLength: length)))
+    }
     /// Sequence lengths whose activations stay allocated (each set is ~layers × T × (14·C + 3·I)
     /// floats + heads·T² — about 0.9 GB for a SmolLM2-135M at 512 tokens).
     public var activationCacheLimit = 2
@@ -35,23 +60,59 @@ public final class LossAndGradients {
     public init(model: LlavaModel) {
         language = model.language
         llava = model
+        parameters = model.trainable
+        projector = model.projector
+        adapters = nil
     }
 
     public init(language: LlamaModel) {
         self.language = language
         llava = nil
+        parameters = language.parameters
+        projector = nil
+        adapters = nil
+    }
+
+    /// A LoRA engine: `trainable` holds the projector's tensors (LLaVA only, copied from the model
+    /// by `LoRATraining`) and the adapters' tensors; the decoder's own weights stay frozen and get
+    /// no gradient buffer. Sets `language.adapter`.
+    init(lora: LoRATraining) {
+        language = lora.language
+        llava = lora.llava
+        parameters = lora.trainable
+        projector = lora.projector
+        adapters = lora.adapters
+        decoderGradients = false
+        language.adapter = lora.adapters
     }
 
     /// A zero gradient buffer matching `parameters` offset for offset.
     public func makeGradients() -> ParameterBuffer { ParameterBuffer(layout: parameters.layout) }
 
-    private func buffers(tokens t: Int) -> (LlamaActivations, LlamaBackwardWorkspace) {
-        if let found = cache[t] { return found }
+    private func buffers(segments: [Int]) -> (LlamaActivations, LlamaBackwardWorkspace) {
+        if let found = cache[segments] { return found }
         if cache.count >= activationCacheLimit { cache.removeAll() }
-        let made = (LlamaActivations(config: language.config, tokens: t, keepForBackward: true),
-                    LlamaBackwardWorkspace(config: language.config, tokens: t))
-        cache[t] = made
+        let made = (LlamaActivations(config: language.config, segments: segments, keepForBackward: true),
+                    LlamaBackwardWorkspace(config: language.config, tokens: segments.reduce(0, +)))
+        cache[segments] = made
         return made
+    }
+
+    /// Consecutive runs of `batch` whose total length fits `packTokens` (a longer sequence alone).
+    func packs(_ batch: [TrainingSequence]) -> [[TrainingSequence]] {
+        var result: [[TrainingSequence]] = [], current: [TrainingSequence] = [], length = 0
+        let limit = packLimit(sequenceLength: batch.map { $0.tokens.count }.max() ?? 1)
+        for s in batch {
+            if !current.isEmpty && length + s.tokens.count > limit {
+                result.append(current)
+                current = []
+                length = 0
+            }
+            current.append(s)
+            length += s.tokens.count
+        }
+        if !current.isEmpty { result.append(current) }
+        return result
     }
 
     /// Checks a sequence before anything runs (bad data is an error, never a trap).
@@ -85,45 +146,79 @@ public final class LossAndGradients {
     /// Returns the sequence's summed token loss and its counted targets.
     @discardableResult
     public func accumulate(_ s: TrainingSequence, lossScale: Float, into gradients: ParameterBuffer) throws -> CausalLMLoss.Result {
-        try run(s, lossScale: lossScale, gradients: gradients)
+        try run([s], lossScale: lossScale, gradients: gradients)
     }
 
-    private func run(_ s: TrainingSequence, lossScale: Float, gradients: ParameterBuffer?) throws -> CausalLMLoss.Result {
-        try validate(s)
+    /// `accumulate` for every sequence of `batch`, packed (`packTokens`); returns the summed result.
+    @discardableResult
+    public func accumulate(batch: [TrainingSequence], lossScale: Float, into gradients: ParameterBuffer) throws -> CausalLMLoss.Result {
+        var total = CausalLMLoss.Result(lossSum: 0, counted: 0)
+        for pack in packs(batch) {
+            let r = try run(pack, lossScale: lossScale, gradients: gradients)
+            total.lossSum += r.lossSum
+            total.counted += r.counted
+        }
+        return total
+    }
+
+    /// One pass over the sequences of `pack`, concatenated row-wise (each its own causal segment).
+    private func run(_ pack: [TrainingSequence], lossScale: Float, gradients: ParameterBuffer?) throws -> CausalLMLoss.Result {
+        for s in pack { try validate(s) }
         if let gradients, gradients.totalCount != parameters.totalCount {
             throw ForgeError(.usage, "gradient buffer has \(gradients.totalCount) floats, the parameters \(parameters.totalCount)")
         }
-        let t = s.tokens.count, hidden = language.config.hiddenSize
-        let (activations, workspace) = buffers(tokens: t)
+        let hidden = language.config.hiddenSize
+        let (activations, workspace) = buffers(segments: pack.map { $0.tokens.count })
+        let tokens = pack.count == 1 ? pack[0].tokens : pack.flatMap(\.tokens)
+        let allFeatures = pack.compactMap(\.features).filter { !$0.isEmpty }
         var projectorActivations: ProjectorActivations?
-        var embeddingTokens = s.tokens
-        if let llava {
-            if let features = s.features, !features.isEmpty {
-                let rows = features.count / llava.projector.config.inputSize
-                let made = ProjectorActivations(config: llava.projector.config, rows: rows)
+        var embeddingTokens = tokens
+        if let llava, let projector {
+            var projected: [Float]?
+            if !allFeatures.isEmpty {
+                let features = allFeatures.count == 1 ? allFeatures[0] : allFeatures.flatMap { $0 }
+                let rows = features.count / projector.config.inputSize
+                let made = ProjectorActivations(config: projector.config, rows: rows)
                 features.withUnsafeBufferPointer { made.input.copy(from: $0.baseAddress!, count: features.count) }
+                projector.forward(activations: made)
+                projected = made.output.toArray()
                 projectorActivations = made
             }
             // Spliced image rows do not read the embedding table, so they give it no gradient.
             let imageToken = llava.config.imageTokenIndex
-            embeddingTokens = s.tokens.map { $0 == imageToken ? -1 : $0 }
-            try llava.forward(tokens: s.tokens, projectorActivations: projectorActivations, activations: activations)
+            embeddingTokens = tokens.map { $0 == imageToken ? -1 : $0 }
+            try llava.embed(tokens: tokens, imageFeatures: projected, into: activations.embeddings.pointer)
         } else {
-            try language.embed(tokens: s.tokens, into: activations.embeddings.pointer)
-            language.forward(activations: activations)
+            try language.embed(tokens: tokens, into: activations.embeddings.pointer)
         }
-        let result = CausalLMLoss.forwardBackward(logitsInPlace: activations.logits.pointer, labels: s.labels,
+        // Logits only where a label counts (image rows and masked prompts need none); the shift
+        // stays inside each sequence.
+        var rows: [Int] = [], targets: [Int] = [], start = 0
+        for s in pack {
+            for position in CausalLMLoss.predictingPositions(labels: s.labels) {
+                rows.append(start + position)
+                targets.append(s.labels[position + 1])
+            }
+            start += s.tokens.count
+        }
+        OpProfile.measure("decoder.forward") { language.forward(activations: activations, logitRows: rows) }
+        let result = CausalLMLoss.forwardBackward(logitsInPlace: activations.logits.pointer, targets: targets,
                                                   vocab: language.config.vocabSize, scale: lossScale)
-        guard let gradients else { return result }
-        language.backward(activations: activations, dLogits: activations.logits.pointer, gradients: gradients,
-                          workspace: workspace, embeddingTokens: embeddingTokens, weightGradients: decoderGradients)
-        if let llava, let projectorActivations {
+        // A sequence with no counted target contributes no gradient.
+        guard let gradients, !rows.isEmpty else { return result }
+        adapters?.gradients = gradients
+        OpProfile.measure("decoder.backward") {
+            language.backward(activations: activations, dLogits: activations.logits.pointer, gradients: gradients,
+                              workspace: workspace, embeddingTokens: embeddingTokens, weightGradients: decoderGradients,
+                              logitRows: rows)
+        }
+        if let llava, let projector, let projectorActivations {
             // The splice: row r of the projector output went to position imagePositions[r].
             let dOutput = FloatBuffer(count: projectorActivations.rows * hidden)
-            for (row, position) in llava.imagePositions(tokens: s.tokens).enumerated() {
+            for (row, position) in llava.imagePositions(tokens: tokens).enumerated() {
                 (dOutput.pointer + row * hidden).update(from: workspace.dStream.pointer + position * hidden, count: hidden)
             }
-            llava.projector.backward(activations: projectorActivations, dOutput: dOutput.pointer, gradients: gradients)
+            projector.backward(activations: projectorActivations, dOutput: dOutput.pointer, gradients: gradients)
         }
         return result
     }
@@ -132,8 +227,8 @@ public final class LossAndGradients {
     /// over all counted targets.
     public func loss(_ batch: [TrainingSequence]) throws -> Double {
         var total = 0.0, counted = 0
-        for s in batch {
-            let r = try run(s, lossScale: 0, gradients: nil)
+        for pack in packs(batch) {
+            let r = try run(pack, lossScale: 0, gradients: nil)
             total += r.lossSum
             counted += r.counted
         }

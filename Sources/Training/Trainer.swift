@@ -25,6 +25,11 @@ public struct TrainerOptions: Codable, Sendable, Equatable {
     public var totalSteps: Int
     /// Global-norm clipping threshold; nil disables clipping.
     public var maxGradNorm: Double? = 1.0
+    /// LoRA on the decoder (Stage 2 only): the decoder's weights are frozen, adapters on
+    /// `lora.targets` train at `learningRate`, the projector trains fully at its own rate; the
+    /// saved checkpoint has the adapters merged (a plain LlavaForConditionalGeneration). nil = full
+    /// fine-tuning.
+    public var lora: LoRAOptions?
 
     public init(totalSteps: Int) { self.totalSteps = totalSteps }
 }
@@ -57,17 +62,34 @@ public final class Trainer {
     /// Slots the optimizer updates (measured by clipping).
     public let trainableSlots: [ParameterSlot]
     public var step: Int { optimizer.step }
+    /// The last step's update left every gradient at 0 (no zeroing pass before the next step).
+    private var gradientsAreZero = true
+
+    /// The LoRA run's buffers when `options.lora` is set.
+    public let lora: LoRATraining?
 
     public convenience init(model: LlavaModel, options: TrainerOptions) throws {
-        try self.init(engine: LossAndGradients(model: model), model: model, options: options)
+        if let settings = options.lora {
+            guard options.stage == .projectorAndLanguage else { throw ForgeError(.usage, "LoRA adapts the language model: it needs Stage 2") }
+            let lora = try LoRATraining(model: model, options: settings)
+            try self.init(engine: LossAndGradients(lora: lora), model: model, lora: lora, options: options)
+        } else {
+            try self.init(engine: LossAndGradients(model: model), model: model, lora: nil, options: options)
+        }
     }
 
     public convenience init(language: LlamaModel, options: TrainerOptions) throws {
-        try self.init(engine: LossAndGradients(language: language), model: nil, options: options)
+        if let settings = options.lora {
+            let lora = try LoRATraining(language: language, options: settings)
+            try self.init(engine: LossAndGradients(lora: lora), model: nil, lora: lora, options: options)
+        } else {
+            try self.init(engine: LossAndGradients(language: language), model: nil, lora: nil, options: options)
+        }
     }
 
-    private init(engine: LossAndGradients, model: LlavaModel?, options: TrainerOptions) throws {
+    private init(engine: LossAndGradients, model: LlavaModel?, lora: LoRATraining?, options: TrainerOptions) throws {
         guard options.totalSteps > 0 else { throw ForgeError(.usage, "total_steps must be positive") }
+        self.lora = lora
         _ = BLASRuntime.ensureBestCore()  // before the first sgemm (see BLASRuntime)
         self.engine = engine
         self.model = model
@@ -85,7 +107,7 @@ public final class Trainer {
         optimizer = AdamW(parameters: engine.parameters, groups: groups, beta1: options.beta1, beta2: options.beta2, epsilon: options.epsilon)
         schedule = CosineSchedule(warmupRatio: options.warmupRatio, totalSteps: options.totalSteps)
         gradients = engine.makeGradients()
-        engine.decoderGradients = options.stage == .projectorAndLanguage
+        engine.decoderGradients = options.stage == .projectorAndLanguage && lora == nil
         trainableSlots = groups.flatMap(\.slots).sorted { $0.offset < $1.offset }
     }
 
@@ -98,15 +120,21 @@ public final class Trainer {
         let counted = sequences.reduce(0) { $0 + CausalLMLoss.countedTargets(labels: $1.labels) }
         guard counted > 0 else { throw ForgeError(.badInput, "the step's batch has no trained (non −100) target") }
         let start = DispatchTime.now().uptimeNanoseconds
-        zero(gradients.storage, gradients.totalCount)
+        if !gradientsAreZero { zero(gradients.storage, gradients.totalCount) }
+        gradientsAreZero = false
         let scale = Float(1 / Double(counted))
         var total = 0.0
-        for s in sequences { total += try engine.accumulate(s, lossScale: scale, into: gradients).lossSum }
-        let norm = options.maxGradNorm.map { GradientClipping.clip(gradients, slots: trainableSlots, maxNorm: $0) }
-            ?? GradientClipping.globalNorm(gradients, slots: trainableSlots)
+        for batch in microBatches { total += try engine.accumulate(batch: batch, lossScale: scale, into: gradients).lossSum }
+        let norm = OpProfile.measure("clip") { GradientClipping.globalNorm(gradients, slots: trainableSlots) }
+        // torch's clip_grad_norm_ coefficient, applied as AdamW reads each gradient (one pass fewer).
+        let coefficient = options.maxGradNorm.map { GradientClipping.coefficient(norm: norm, maxNorm: $0) } ?? 1
         let factor = schedule.factor(step: optimizer.step)
         let taken = optimizer.step
-        optimizer.update(gradients: gradients, learningRateFactor: factor)
+        OpProfile.measure("adamw") {
+            optimizer.update(gradients: gradients, learningRateFactor: factor, gradientScale: coefficient, zeroingGradients: true)
+        }
+        // Only the optimizer's slots can hold a gradient (frozen parts get none written), and AdamW zeroed those.
+        gradientsAreZero = true
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let rate = (optimizer.groups.last?.learningRate ?? 0) * factor
         return StepReport(step: taken + 1, loss: total / Double(counted), gradientNorm: norm, learningRate: rate,
@@ -116,6 +144,8 @@ public final class Trainer {
     // MARK: - Checkpoints
 
     public static let optimizerFile = "optimizer.safetensors"
+    /// LoRA runs: the trainable buffer (projector + unmerged adapters), what `resume` restores.
+    public static let loraFile = "lora_trainable.safetensors"
     public static let stateFile = "trainer_state.json"
 
     struct State: Codable {
@@ -141,7 +171,13 @@ public final class Trainer {
         try? files.removeItem(atPath: staging)
         try files.createDirectory(atPath: staging, withIntermediateDirectories: true)
         let configJSON = sourceFolder.flatMap { files.contents(atPath: $0 + "/config.json") }
-        try LlavaCheckpointWriter.write(model, configJSON: configJSON, to: staging)
+        if let lora {
+            try LlavaCheckpointWriter.write(try lora.mergedModel(), configJSON: configJSON, to: staging)
+            try SafeTensorsStore.write([("trainable", lora.trainable.storage)], metadata: ["floats": String(lora.trainable.totalCount)],
+                                       to: staging + "/" + Trainer.loraFile)
+        } else {
+            try LlavaCheckpointWriter.write(model, configJSON: configJSON, to: staging)
+        }
         for name in Trainer.companionFiles {
             guard let sourceFolder, files.fileExists(atPath: sourceFolder + "/" + name) else { continue }
             try files.copyItem(atPath: sourceFolder + "/" + name, toPath: staging + "/" + name)
@@ -163,7 +199,9 @@ public final class Trainer {
     }
 
     /// Restores the optimizer state of a checkpoint into this trainer, whose model must have been
-    /// loaded from that checkpoint's weights. The options must match the saved run's.
+    /// loaded from that checkpoint's weights — or, in a LoRA run, from the same base model as the
+    /// saved run (the checkpoint's weights are merged; the unmerged projector + adapters come from
+    /// `lora_trainable.safetensors`). The options must match the saved run's.
     public func resume(from folder: String) throws {
         let path = folder + "/" + Trainer.stateFile
         let state: State
@@ -172,6 +210,9 @@ public final class Trainer {
         }
         guard state.options == options else {
             throw ForgeError(.usage, "the checkpoint was trained with other options (\(state.options)); resume with the same ones", file: path)
+        }
+        if let lora {
+            try SafeTensorsStore.read("trainable", from: SafeTensorsStore.open(folder + "/" + Trainer.loraFile), into: lora.trainable.storage)
         }
         try optimizer.load(from: folder + "/" + Trainer.optimizerFile)
         guard optimizer.step == state.step else {

@@ -5,6 +5,39 @@ import Models
 import TensorMath
 @testable import Training
 
+/// Central differences of the batch loss at the two largest-gradient coordinates of each tensor
+/// against the engine's backward (tolerances: see FiniteDifferenceTests).
+func checkCoordinates(_ engine: LossAndGradients, batch: [TrainingSequence], tensors: [String], step h: Float = 1e-2,
+                      file: StaticString = #filePath, line: UInt = #line) throws {
+    let counted = batch.reduce(0) { $0 + CausalLMLoss.countedTargets(labels: $1.labels) }
+    let gradients = engine.makeGradients()
+    for s in batch { try engine.accumulate(s, lossScale: Float(1 / Double(counted)), into: gradients) }
+    let p = engine.parameters.storage.pointer
+    var checked = 0, worst = 0.0
+    for name in tensors {
+        let slot = engine.parameters.slot(name)
+        let g = gradients.storage.pointer + slot.offset
+        // The two largest-gradient coordinates of the tensor.
+        let order = (0..<slot.count).sorted { abs(g[$0]) > abs(g[$1]) }.prefix(2)
+        for index in order {
+            let i = slot.offset + index, original = p[i]
+            p[i] = original + h
+            let plus = try engine.loss(batch)
+            p[i] = original - h
+            let minus = try engine.loss(batch)
+            p[i] = original
+            let numeric = (plus - minus) / (2 * Double(h)), analytic = Double(g[index])
+            let error = abs(numeric - analytic)
+            worst = max(worst, error / max(abs(analytic), 1e-12))
+            XCTAssertLessThanOrEqual(error, 0.01 * abs(analytic) + 2e-4,
+                                     "\(name)[\(index)]: finite difference \(numeric) vs backward \(analytic)", file: file, line: line)
+            checked += 1
+        }
+    }
+    XCTAssertEqual(checked, tensors.count * 2)
+    print("finite differences: \(checked) coordinates, worst relative error \(worst)")
+}
+
 /// End-to-end central differences of the full model loss against the analytic backward.
 ///
 /// The model runs in Float32, so the difference quotient is computed from Float32 losses
@@ -15,37 +48,6 @@ import TensorMath
 /// still far tighter than any wrong-formula error (a missing factor, a dropped path, a transposed
 /// weight give O(1) relative errors). The PyTorch parity test gives the tight (1e-3) check.
 final class FiniteDifferenceTests: XCTestCase {
-    func checkCoordinates(_ engine: LossAndGradients, batch: [TrainingSequence], tensors: [String], step h: Float = 1e-2,
-                          file: StaticString = #filePath, line: UInt = #line) throws {
-        let counted = batch.reduce(0) { $0 + CausalLMLoss.countedTargets(labels: $1.labels) }
-        let gradients = engine.makeGradients()
-        for s in batch { try engine.accumulate(s, lossScale: Float(1 / Double(counted)), into: gradients) }
-        let p = engine.parameters.storage.pointer
-        var checked = 0, worst = 0.0
-        for name in tensors {
-            let slot = engine.parameters.slot(name)
-            let g = gradients.storage.pointer + slot.offset
-            // The two largest-gradient coordinates of the tensor.
-            let order = (0..<slot.count).sorted { abs(g[$0]) > abs(g[$1]) }.prefix(2)
-            for index in order {
-                let i = slot.offset + index, original = p[i]
-                p[i] = original + h
-                let plus = try engine.loss(batch)
-                p[i] = original - h
-                let minus = try engine.loss(batch)
-                p[i] = original
-                let numeric = (plus - minus) / (2 * Double(h)), analytic = Double(g[index])
-                let error = abs(numeric - analytic)
-                worst = max(worst, error / max(abs(analytic), 1e-12))
-                XCTAssertLessThanOrEqual(error, 0.01 * abs(analytic) + 2e-4,
-                                         "\(name)[\(index)]: finite difference \(numeric) vs backward \(analytic)", file: file, line: line)
-                checked += 1
-            }
-        }
-        XCTAssertEqual(checked, tensors.count * 2)
-        print("finite differences: \(checked) coordinates, worst relative error \(worst)")
-    }
-
     /// Float64 central differences (h = 1e-4, computed by the fixture script on a float64 copy of
     /// the model with the cross-entropy in float64 — no autograd involved) at the two largest-
     /// gradient entries of every trainable tensor; our Float32 backward within 1e-4 relative

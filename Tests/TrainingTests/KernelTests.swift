@@ -1,0 +1,137 @@
+import Foundation
+import XCTest
+import ForgeCore
+import TensorMath
+
+/// The training kernels against naive Float64 references: block-causal attention (several query
+/// blocks, GQA), the fused in-place cross-entropy row, and the LoRA term.
+final class KernelTests: XCTestCase {
+    var random = SeededRandom(seed: 11)
+    func uniform() -> Float { Float(random.next() % 2_000_001) / 1_000_000 - 1 }
+    func buffer(_ count: Int, scale: Float = 1) -> FloatBuffer {
+        let b = FloatBuffer(count: count)
+        for i in 0..<count { b.pointer[i] = uniform() * scale }
+        return b
+    }
+
+    func assertClose(_ a: UnsafePointer<Float>, _ b: [Double], tolerance: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        var worst = 0.0, scale = 0.0
+        for i in 0..<b.count { worst = max(worst, abs(Double(a[i]) - b[i])); scale = max(scale, abs(b[i])) }
+        XCTAssertLessThanOrEqual(worst, tolerance * max(scale, 1e-30), "\(what): max |Δ| \(worst) (max |ref| \(scale))", file: file, line: line)
+    }
+
+    /// T = 300 spans three causal query blocks (128 rows each, the last short); 4 heads over 2 kv heads.
+    func testBlockCausalAttentionMatchesNaiveForwardAndBackward() {
+        for causal in [true, false] {
+            let t = causal ? 300 : 70, heads = 4, kvHeads = 2, d = 8
+            let shape = Attention.Shape(tokens: t, heads: heads, kvHeads: kvHeads, headDim: d, causal: causal)
+            let qw = heads * d, kw = kvHeads * d, scale: Float = 0.7
+            let q = buffer(t * qw), k = buffer(t * kw), v = buffer(t * kw), dout = buffer(t * qw)
+            let out = FloatBuffer(count: t * qw), probs = FloatBuffer(count: heads * t * t)
+            probs.fill(.nan)  // every entry must be written (masked ones as 0)
+            Attention.forward(out: out.pointer, probs: probs.pointer, q: q.pointer, k: k.pointer, v: v.pointer, shape: shape, scale: scale)
+            let dq = buffer(t * qw), dk = buffer(t * kw), dv = buffer(t * kw)  // backward accumulates onto these
+            let dq0 = dq.toArray().map(Double.init), dk0 = dk.toArray().map(Double.init), dv0 = dv.toArray().map(Double.init)
+            Attention.backward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dout: dout.pointer, probs: probs.pointer,
+                               q: q.pointer, k: k.pointer, v: v.pointer, shape: shape, scale: scale)
+
+            var refOut = [Double](repeating: 0, count: t * qw), refProbs = [Double](repeating: 0, count: heads * t * t)
+            var refDq = dq0, refDk = dk0, refDv = dv0
+            for h in 0..<heads {
+                let g = h / (heads / kvHeads)
+                for i in 0..<t {
+                    let keys = causal ? i + 1 : t
+                    var s = [Double](repeating: 0, count: keys)
+                    for j in 0..<keys {
+                        for x in 0..<d { s[j] += Double(q.pointer[i * qw + h * d + x]) * Double(k.pointer[j * kw + g * d + x]) }
+                        s[j] *= Double(scale)
+                    }
+                    let m = s.max()!, e = s.map { Foundation.exp($0 - m) }, sum = e.reduce(0, +)
+                    let p = e.map { $0 / sum }
+                    for j in 0..<keys { refProbs[h * t * t + i * t + j] = p[j] }
+                    for x in 0..<d {
+                        var acc = 0.0
+                        for j in 0..<keys { acc += p[j] * Double(v.pointer[j * kw + g * d + x]) }
+                        refOut[i * qw + h * d + x] = acc
+                    }
+                    // backward of row i
+                    var dp = [Double](repeating: 0, count: keys)
+                    for j in 0..<keys {
+                        for x in 0..<d {
+                            let dy = Double(dout.pointer[i * qw + h * d + x])
+                            dp[j] += dy * Double(v.pointer[j * kw + g * d + x])
+                            refDv[j * kw + g * d + x] += p[j] * dy
+                        }
+                    }
+                    let dot = (0..<keys).reduce(0.0) { $0 + dp[$1] * p[$1] }
+                    for j in 0..<keys {
+                        let ds = p[j] * (dp[j] - dot) * Double(scale)
+                        for x in 0..<d {
+                            refDq[i * qw + h * d + x] += ds * Double(k.pointer[j * kw + g * d + x])
+                            refDk[j * kw + g * d + x] += ds * Double(q.pointer[i * qw + h * d + x])
+                        }
+                    }
+                }
+            }
+            assertClose(out.pointer, refOut, tolerance: 1e-5, "out (causal \(causal))")
+            assertClose(probs.pointer, refProbs, tolerance: 1e-5, "probs (causal \(causal))")
+            assertClose(dq.pointer, refDq, tolerance: 1e-5, "dq (causal \(causal))")
+            assertClose(dk.pointer, refDk, tolerance: 1e-5, "dk (causal \(causal))")
+            assertClose(dv.pointer, refDv, tolerance: 1e-5, "dv (causal \(causal))")
+        }
+    }
+
+    func testFusedCrossEntropyRowMatchesNaive() {
+        for count in [1, 15, 16, 17, 1000, 49_152] {
+            let z = buffer(count, scale: 8)
+            let original = z.toArray().map(Double.init)
+            let target = count / 3, lossScale: Float = 0.25
+            let loss = CrossEntropy.fusedRowInPlace(z.pointer, count: count, target: target, scale: lossScale)
+            let m = original.max()!, sum = original.reduce(0.0) { $0 + Foundation.exp($1 - m) }
+            XCTAssertEqual(loss, m + Foundation.log(sum) - original[target], accuracy: 1e-5, "loss, \(count) logits")
+            let expected = original.enumerated().map { Double(lossScale) * (Foundation.exp($0.element - m) / sum - ($0.offset == target ? 1 : 0)) }
+            assertClose(z.pointer, expected, tolerance: 1e-5, "dlogits, \(count) logits")
+        }
+    }
+
+    func testLoRATermMatchesNaive() {
+        let rows = 5, input = 7, output = 6, rank = 3, scaling: Float = 1.5
+        let x = buffer(rows * input), a = buffer(rank * input), b = buffer(output * rank), dout = buffer(rows * output)
+        let out = buffer(rows * output), dinput = buffer(rows * input), da = buffer(rank * input), db = buffer(output * rank)
+        let out0 = out.toArray().map(Double.init), dinput0 = dinput.toArray().map(Double.init)
+        let da0 = da.toArray().map(Double.init), db0 = db.toArray().map(Double.init)
+        LoRA.forward(out: out.pointer, input: x.pointer, a: a.pointer, b: b.pointer, rows: rows, inFeatures: input, outFeatures: output,
+                     rank: rank, scaling: scaling)
+        LoRA.backward(dinput: dinput.pointer, da: da.pointer, db: db.pointer, dout: dout.pointer, input: x.pointer, a: a.pointer, b: b.pointer,
+                      rows: rows, inFeatures: input, outFeatures: output, rank: rank, scaling: scaling)
+        func X(_ r: Int, _ i: Int) -> Double { Double(x.pointer[r * input + i]) }
+        func A(_ j: Int, _ i: Int) -> Double { Double(a.pointer[j * input + i]) }
+        func B(_ o: Int, _ j: Int) -> Double { Double(b.pointer[o * rank + j]) }
+        func D(_ r: Int, _ o: Int) -> Double { Double(dout.pointer[r * output + o]) }
+        let s = Double(scaling)
+        var refOut = out0, refDinput = dinput0, refDa = da0, refDb = db0
+        for r in 0..<rows {
+            let h = (0..<rank).map { j in (0..<input).reduce(0.0) { $0 + X(r, $1) * A(j, $1) } }
+            let dh = (0..<rank).map { j in s * (0..<output).reduce(0.0) { $0 + D(r, $1) * B($1, j) } }
+            for o in 0..<output { refOut[r * output + o] += s * (0..<rank).reduce(0.0) { $0 + h[$1] * B(o, $1) } }
+            for o in 0..<output { for j in 0..<rank { refDb[o * rank + j] += s * D(r, o) * h[j] } }
+            for j in 0..<rank { for i in 0..<input { refDa[j * input + i] += dh[j] * X(r, i) } }
+            for i in 0..<input { refDinput[r * input + i] += (0..<rank).reduce(0.0) { $0 + dh[$1] * A($1, i) } }
+        }
+        assertClose(out.pointer, refOut, tolerance: 1e-6, "out")
+        assertClose(dinput.pointer, refDinput, tolerance: 1e-6, "dinput")
+        assertClose(da.pointer, refDa, tolerance: 1e-6, "dA")
+        assertClose(db.pointer, refDb, tolerance: 1e-6, "dB")
+
+        // Merge: W + s·B·A applied to x equals x·Wᵀ + the LoRA term.
+        let w = buffer(output * input)
+        let direct = (0..<(rows * output)).map { idx -> Double in
+            let r = idx / output, o = idx % output
+            return (0..<input).reduce(0.0) { $0 + X(r, $1) * Double(w.pointer[o * input + $1]) } + refOut[idx] - out0[idx]
+        }
+        LoRA.merge(weight: w.pointer, a: a.pointer, b: b.pointer, inFeatures: input, outFeatures: output, rank: rank, scaling: scaling)
+        let merged = FloatBuffer(count: rows * output)
+        Linear.forward(out: merged.pointer, input: x.pointer, weight: w.pointer, bias: nil, rows: rows, inFeatures: input, outFeatures: output)
+        assertClose(merged.pointer, direct, tolerance: 1e-6, "merged weight")
+    }
+}
