@@ -1,6 +1,7 @@
 import ArgumentParser
 import ForgeCore
 import Foundation
+import Training
 import TrainingData
 
 /// `llava-forge train`: LLaVA Stage 1 / Stage 2 training on CPU from the store or LLaVA JSON.
@@ -43,6 +44,9 @@ struct Train: ParsableCommand {
     @Option(name: .long, help: "Warm-up fraction of the cosine schedule.") var warmupRatio: Double = 0.03
     @Option(name: .long, help: "AdamW weight decay (not on norms and biases).") var weightDecay: Double = 0
     @Option(name: .long, help: "Global gradient-norm clip (0 = off).") var maxGradNorm: Double = 1.0
+    @Option(name: .long, help: "LoRA rank on the decoder (Stage 2; 0 = full fine-tuning). The saved checkpoint is merged.") var loraRank: Int = 0
+    @Option(name: .long, help: "LoRA alpha (scaling alpha / rank).") var loraAlpha: Double = 16
+    @Option(name: .long, help: "LoRA target modules: comma-separated q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj or all.") var loraTargets: String = "all"
     @Option(name: .long, help: "Truncate sequences to this many tokens (default: the model's positions).") var maxLength: Int?
     @Option(name: .long, help: "Save a checkpoint every N steps (always at the end).") var saveEvery: Int?
     @Option(name: .long, help: "Held-out loss every N steps (and at the end).") var evalEvery: Int?
@@ -82,6 +86,14 @@ struct Train: ParsableCommand {
             options.warmupRatio = warmupRatio
             options.weightDecay = weightDecay
             options.maxGradNorm = maxGradNorm > 0 ? maxGradNorm : nil
+            if loraRank > 0 {
+                guard stage == 2 else { throw ForgeError(.usage, "--lora-rank needs --stage 2 (Stage 1 trains the projector only)") }
+                let lora = LoRAOptions(rank: loraRank, alpha: loraAlpha, targets: try LoRAOptions.parseTargets(loraTargets), seed: seed)
+                try lora.validate()
+                options.lora = lora
+            } else if loraRank < 0 {
+                throw ForgeError(.usage, "--lora-rank must be ≥ 0")
+            }
             options.maxLength = maxLength
             options.saveEvery = saveEvery
             options.evalEvery = evalEvery

@@ -110,6 +110,7 @@ public final class TrainingRun {
         trainerOptions.warmupRatio = options.warmupRatio
         trainerOptions.weightDecay = options.weightDecay
         trainerOptions.maxGradNorm = options.maxGradNorm
+        trainerOptions.lora = options.lora
         let trainer = try Trainer(model: model, options: trainerOptions)
 
         var rows: [MetricsRow] = []
@@ -167,7 +168,7 @@ public final class TrainingRun {
 
         var answer: String?
         if let image = options.askImage, let question = options.askQuestion {
-            answer = try TrainedModelAnswer.answer(model: model, tokenizer: tokenizer, template: template, preprocessor: preprocessor,
+            answer = try TrainedModelAnswer.answer(model: trainer.lora != nil ? try trainer.lora!.mergedModel() : model, tokenizer: tokenizer, template: template, preprocessor: preprocessor,
                                                    padToSquare: options.padToSquare, imagePath: image, question: question, maxTokens: options.maxAnswerTokens)
             log("question: \(question)  [image \(image)]")
             log("answer (trained model): \(answer!)")

@@ -1,5 +1,6 @@
 import ForgeCore
 import Foundation
+import Training
 
 /// Everything `llava-forge train` (and the pipeline's `train` stage) takes.
 public struct TrainingRunOptions: Sendable {
@@ -31,6 +32,8 @@ public struct TrainingRunOptions: Sendable {
     public var warmupRatio = 0.03
     public var weightDecay = 0.0
     public var maxGradNorm: Double? = 1.0
+    /// LoRA on the decoder (Stage 2): nil = full fine-tuning. The checkpoint is merged.
+    public var lora: LoRAOptions?
     public var maxLength: Int?
     /// Save every N optimizer steps (and always at the end).
     public var saveEvery: Int?

@@ -117,6 +117,24 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertLessThan(l.last!, l.first!, "\(l)")
     }
 
+    func testLoRAFlagsTrainAdaptersAndSaveAMergedCheckpoint() throws {
+        let w = try makeWorkspace("train-lora")
+        let out = w.dir + "/run"
+        let run = try train(common(w, out: out) + ["--max-steps", "4", "--lora-rank", "4", "--lora-alpha", "8", "--lora-targets", "q_proj,v_proj"])
+        XCTAssertEqual(run.status, 0, run.stderr + run.stdout)
+        let l = try losses(out)
+        XCTAssertEqual(l.count, 4)
+        XCTAssertLessThan(l.last!, l.first!, "\(l)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/checkpoint/lora_trainable.safetensors"), "the unmerged adapters for --resume")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/checkpoint/model.safetensors"), "the merged model")
+        let stage1 = try train(common(w, out: w.dir + "/s1") + ["--stage", "1", "--max-steps", "1", "--lora-rank", "4"])
+        XCTAssertEqual(stage1.status, 64, stage1.stderr)
+        XCTAssertTrue(stage1.stderr.contains("--stage 2"), stage1.stderr)
+        let badTarget = try train(common(w, out: w.dir + "/bt") + ["--max-steps", "1", "--lora-rank", "4", "--lora-targets", "qq_proj"])
+        XCTAssertNotEqual(badTarget.status, 0)
+        XCTAssertTrue(badTarget.stderr.contains("qq_proj"), badTarget.stderr)
+    }
+
     func testBadInputIsAClearErrorNamingTheFile() throws {
         let w = try makeWorkspace("train-bad")
         TestPaths.write("[{\"id\": \"x\", \"image\": \"nope.jpg\", \"conversations\": [{\"from\": \"human\", \"value\": \"<image>\\nQ\"}, {\"from\": \"gpt\", \"value\": \"A\"}]}]", to: w.dir + "/bad.json")
