@@ -105,18 +105,18 @@ final class ConstrainedGenerationTests: XCTestCase {
         defer { scheduler.shutdown() }
         let format = ResponseFormat.jsonSchema(name: "t", schema: Self.schema, strict: true)
         let group = DispatchGroup()
-        let lock = NSLock()
-        var results: [GenerationResult] = []
+        let box = ResultsBox()
         for prompt in [[3, 17, 42], [9, 9], [77, 1, 2, 3]] {
             group.enter()
             try scheduler.submit(GenerationRequest(prompt: prompt, maxTokens: 400, stopTokenIDs: [Self.eos], responseFormat: format)) { event in
-                if case .finished(let r) = event { lock.lock(); results.append(r); lock.unlock(); group.leave() }
+                if case .finished(let r) = event { box.append(r); group.leave() }
                 if case .failed = event { group.leave() }
             }
         }
         // One plain request in the same batch stays unconstrained.
         let plain = try scheduler.generate(GenerationRequest(prompt: [3, 17, 42], maxTokens: 20))
         group.wait()
+        let results = box.all
         XCTAssertEqual(results.count, 3)
         for r in results {
             XCTAssertEqual(r.finishReason, .stop)
@@ -159,4 +159,11 @@ final class ConstrainedGenerationTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("end-of-sequence"))
         }
     }
+}
+
+private final class ResultsBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [GenerationResult] = []
+    func append(_ r: GenerationResult) { lock.lock(); results.append(r); lock.unlock() }
+    var all: [GenerationResult] { lock.lock(); defer { lock.unlock() }; return results }
 }

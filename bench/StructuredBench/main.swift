@@ -3,7 +3,7 @@
 // time per token. Driven by bench/structured_bench.sh; prints one JSON object per line.
 //
 //   StructuredBench MODEL.gguf [--repo DIR] [--images N] [--max-tokens N] [--concurrency N]
-//                   [--types a,b] [--modes free,structured] [--greedy]
+//                   [--types a,b] [--modes free,structured] [--greedy] [--probe-only]
 import Contexts
 import Dispatch
 import ForgeCore
@@ -48,6 +48,7 @@ while !args.isEmpty {
     case "--types": types = value().split(separator: ",").map(String.init)
     case "--modes": modes = value().split(separator: ",").map(String.init)
     case "--greedy": greedy = true
+    case "--probe-only": types = []
     default: fail("unknown flag \(flag)")
     }
 }
@@ -89,6 +90,27 @@ let library = PromptLibrary(promptsDir: "\(repo)/prompts", seedsDir: "\(repo)/se
 let images = Array(try loadSeedImages().prefix(imageLimit))
 emit(["what": "load", "seconds": now() - loadStart, "vocabulary": vocabulary.count, "vocabulary_seconds": vocabularySeconds,
       "images": images.count, "uptime": (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""])
+
+// Mask time in typical and worst states (the per-type figures below replay real outputs).
+do {
+    let conversationSchema = try String(contentsOfFile: "\(repo)/prompts/conversation/schema.json", encoding: .utf8)
+    let probes: [(String, Inference.ResponseFormat, String)] = [
+        ("start", .jsonSchema(name: "c", schema: conversationSchema, strict: true), ""),
+        ("after {", .jsonSchema(name: "c", schema: conversationSchema, strict: true), "{"),
+        ("in a key", .jsonSchema(name: "c", schema: conversationSchema, strict: true), "{\"conv"),
+        ("string content", .jsonSchema(name: "c", schema: conversationSchema, strict: true), "{\"conversation\": [{\"question\": \"What is"),
+        ("after a backslash", .jsonSchema(name: "c", schema: conversationSchema, strict: true), "{\"conversation\": [{\"question\": \"a\\"),
+        ("json_object value", .jsonObject, "{\"a\": "),
+        ("json_object number", .jsonObject, "{\"a\": 12"),
+    ]
+    for (name, format, prefix) in probes {
+        guard let c = try compiler.makeConstraint(for: format, stopTokenIDs: Set(tokenizer.eosTokenIds)) else { continue }
+        guard c.acceptText(Array(prefix.utf8)) else { fail("probe \(name) rejected") }
+        var allowed = 0
+        for _ in 0..<20 { allowed = c.allowedMask().reduce(0) { $0 + $1.nonzeroBitCount } }
+        emit(["what": "mask_probe", "state": name, "ms": c.maskSeconds / Double(c.maskCount) * 1000, "allowed_tokens": allowed])
+    }
+}
 
 let detokenize: Detokenize = { tokenizer.decode($0, skipSpecialTokens: true) }
 let prefixCache = PrefixCache(config: engine.config, capacityBytes: 256 << 20)

@@ -207,7 +207,9 @@ public final class TokenConstraint {
         }
     }
 
-    /// Feeds raw text (tests: is this string a valid prefix?); false when it is rejected.
+    /// Feeds raw text (tests and benchmarks: is this a valid prefix?); false when it is rejected.
+    public func acceptText(_ text: [UInt8]) -> Bool { accept(text: text) }
+
     func accept(text: [UInt8]) -> Bool {
         guard !isBroken, advance(text) else { isBroken = true; stacks = []; return false }
         return true
