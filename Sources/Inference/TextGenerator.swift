@@ -144,7 +144,7 @@ public final class TextGenerator {
 func makeConstraint(_ request: GenerationRequest, _ constraints: JSONConstraintCompiler?) throws -> TokenConstraint? {
     if request.responseFormat == .text { return nil }
     guard let constraints else {
-        throw ForgeError(.usage, "response_format \(request.responseFormat) needs the tokenizer's vocabulary (build the generator with a JSONConstraintCompiler)")
+        throw ForgeError(.usage, "a JSON response_format needs the tokenizer's vocabulary (build the generator with a JSONConstraintCompiler)")
     }
     return try constraints.makeConstraint(for: request.responseFormat, stopTokenIDs: request.stopTokenIDs)
 }
