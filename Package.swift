@@ -91,7 +91,7 @@ let package = Package(
         // Built for haswell (AVX2 + FMA + F16C, as llama.cpp's default x86 build) so the block kernels vectorize.
         // AVX2 int16 block kernels (vpmaddwd), which Swift's SIMD types cannot express.
         .target(name: "CInferenceKernels", cSettings: [.unsafeFlags(["-O3", "-mavx2", "-mfma", "-mf16c"])]),
-        .target(name: "Inference", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Models", "CInferenceKernels"],
+        .target(name: "Inference", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Models", "Tokenizers", "CInferenceKernels"],
                 swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "haswell"])]),
 
         // bench/decode_bench.sh's driver (not a product).
@@ -100,6 +100,9 @@ let package = Package(
         // bench/forward_bench.sh's driver (not a product): LLaVA forward tokens/s and GFLOP/s vs sgemm peak.
         .executableTarget(name: "ForwardBench", dependencies: ["Models", "TensorMath"], path: "bench/ForwardBench",
                           swiftSettings: hotPath),
+        // bench/structured_bench.sh's driver (not a product): parse rate per type, free text vs JSON schema, mask ms/token.
+        .executableTarget(name: "StructuredBench", dependencies: ["Inference", "Models", "Tokenizers", "Prompts", "Contexts", "Parsing", "Generation", "ForgeCore"],
+                          path: "bench/StructuredBench", swiftSettings: hotPath),
         // Backward through the LLaVA stack, loss, AdamW, schedule, clipping, trainer loop, checkpoints.
         .target(name: "Training", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Models"], swiftSettings: hotPath),
         // The training data path and run driver: store / LLaVA JSON → masked, length-grouped sequences,
@@ -149,6 +152,10 @@ let package = Package(
             "TrainingData", "Training", "Models", "Tokenizers", "Store", "Pipeline", "TensorMath", "ForgeCore",
             .product(name: "GRDB", package: "GRDB.swift"),
         ], exclude: ["Fixtures"]),
+        // Structured output: schema compilation, the JSON automaton, token masks, constrained runs, JSON requests/parsing.
+        .testTarget(name: "StructuredOutputTests", dependencies: [
+            "Inference", "Models", "TensorMath", "Tokenizers", "Parsing", "Generation", "Prompts", "LLMClient", "Store", "Ingest", "MockOpenAI", "ForgeCore",
+        ]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

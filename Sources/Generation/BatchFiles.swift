@@ -85,7 +85,7 @@ public final class BatchExporter {
         var groups: [[(Generator.Job, Data, String)]] = []
         var current: [(Generator.Job, Data, String)] = []
         var currentBytes = 0
-        let planner = RequestPlanner(database: database, spec: spec, options: planOptions)
+        let planner = try RequestPlanner(database: database, spec: spec, options: planOptions)
         for job in plan.toSend {
             let body = planner.chatRequest(context: job.context).bodyJSON()
             let line = Self.line(customID: Self.customID(job, body: body), body: body)
@@ -232,7 +232,7 @@ public final class BatchImporter {
         }
         summary.lines += 1
         guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT r.id, r.image_id, r.type, r.status, COALESCE(b.seed, 0) FROM requests r LEFT JOIN batch_files b ON b.id = r.batch_file_id
+            SELECT r.id, r.image_id, r.type, r.status, COALESCE(b.seed, 0), instr(r.body_json, ',"response_format":{') > 0 FROM requests r LEFT JOIN batch_files b ON b.id = r.batch_file_id
             WHERE r.custom_id = ?
             """), arguments: [customID]) else {
             summary.unknown += 1
@@ -241,6 +241,7 @@ public final class BatchImporter {
         }
         let requestID: Int64 = row[0], imageID: Int64 = row[1], type: String = row[2], status: String = row[3]
         let seed = UInt64(bitPattern: row[4] as Int64)
+        let structured: Bool = row[5]  // the body asked for JSON (a top-level key: contents escape their quotes)
         if status == "done" {
             summary.alreadyDone += 1
             return
@@ -265,7 +266,7 @@ public final class BatchImporter {
                   prompt_tokens = ?, completion_tokens = ?, server_request_id = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
                 WHERE id = ?
                 """).execute(arguments: [chat.httpStatus, chat.content, chat.finishReason, chat.promptTokens, chat.completionTokens, serverRequestID, requestID])
-            let outcome = try SampleWriter(spec: spec(type, file: file), seed: seed)
+            let outcome = try SampleWriter(spec: spec(type, file: file), seed: seed, structured: structured)
                 .store(requestID: requestID, imageID: imageID, response: chat.content, finishReason: chat.finishReason, db: db)
             switch outcome {
             case .ok: summary.samplesOK += 1

@@ -45,6 +45,10 @@ public struct GenerateOptions: Sendable {
     /// `SharedLimiter`); nil = this run's own limiter from `requestsPerMinute`/`tokensPerMinute`
     /// and `concurrency`.
     public var sharedLimiter: SharedLimiter?
+    /// Ask for JSON matching the type's `schema.json` (`response_format: json_schema`) instead of
+    /// the free-text layout; responses are then parsed as JSON. Off by default (hosted APIs);
+    /// the local engine enforces it by constrained sampling.
+    public var structuredOutput = false
 
     public init(limit: Int, model: String, baseURL: String) {
         self.limit = limit

@@ -115,7 +115,7 @@ public final class Generator {
         let writer = JournalWriter(batch: options.commitBatch, interval: options.commitInterval)
         let reporter = ProgressReporter(total: jobs.count, interval: options.progressInterval, style: options.progressStyle,
                                         prices: options.prices, model: options.model, sink: progress)
-        let samples = SampleWriter(spec: spec, seed: options.seed)
+        let samples = SampleWriter(spec: spec, seed: options.seed, structured: options.structuredOutput)
         let writerDone = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
             writer.drain(tick: options.progressStyle == .terminal ? 0.5 : min(1, options.progressInterval), apply: { group in
@@ -136,7 +136,7 @@ public final class Generator {
         thread.start()
 
         var index = 0
-        let planner = RequestPlanner(database: database, spec: spec, options: options)
+        let planner = try RequestPlanner(database: database, spec: spec, options: options)
         let maxTokens = options.maxTokens ?? spec.maxTokens
         let sendStarted = Date()
         let report = engine.run(next: { () -> ChatJob? in

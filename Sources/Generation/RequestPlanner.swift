@@ -12,6 +12,15 @@ struct RequestPlanner {
     let database: ForgeDatabase
     let spec: SampleTypeSpec
     let options: GenerateOptions
+    /// The JSON-schema form of the requests when `options.structuredOutput` is on.
+    let structured: StructuredRequest?
+
+    init(database: ForgeDatabase, spec: SampleTypeSpec, options: GenerateOptions) throws {
+        self.database = database
+        self.spec = spec
+        self.options = options
+        structured = options.structuredOutput ? try StructuredRequest(spec: spec) : nil
+    }
 
     struct Plan {
         var total: Int
@@ -38,7 +47,7 @@ struct RequestPlanner {
         }
         let chosen = candidates.prefix(options.limit)
         var plan = Plan(total: 0, toSend: [])
-        let samples = SampleWriter(spec: spec, seed: options.seed)
+        let samples = SampleWriter(spec: spec, seed: options.seed, structured: options.structuredOutput)
         let template = RequestBodyTemplate(build: chatRequest(context:))
         var templateID: Int64?
         try database.write { db in
@@ -75,14 +84,16 @@ struct RequestPlanner {
     /// The request for one context: system message, seed examples, the context; sampling from
     /// the type (or the overrides).
     func chatRequest(context: String) -> ChatRequest {
-        ChatRequest(
+        let messages = structured?.messages(forContext: context) ?? spec.messages(forContext: context)
+        return ChatRequest(
             model: options.model,
-            messages: spec.messages(forContext: context).map { ChatMessage(role: $0.role, content: $0.content) },
+            messages: messages.map { ChatMessage(role: $0.role, content: $0.content) },
             params: SamplingParams(
                 temperature: options.temperature ?? spec.temperature,
                 topP: options.topP,
                 maxTokens: options.maxTokens ?? spec.maxTokens,
-                seed: nil, stop: nil))
+                seed: nil, stop: nil),
+            responseFormat: structured?.responseFormat)
     }
 
     /// All image ids, shuffled deterministically by the seed and the type (so each type draws

@@ -11,11 +11,14 @@ struct SampleWriter {
 
     let spec: SampleTypeSpec
     let seed: UInt64
+    /// The requests asked for JSON (`response_format`): responses are parsed as JSON.
+    let structured: Bool
     private let encoder = JSONEncoder.llava
 
-    init(spec: SampleTypeSpec, seed: UInt64) {
+    init(spec: SampleTypeSpec, seed: UInt64, structured: Bool = false) {
         self.spec = spec
         self.seed = seed
+        self.structured = structured
     }
 
     /// Writes (or replaces) the sample of `requestID`.
@@ -27,7 +30,9 @@ struct SampleWriter {
             var pick = SeededRandom(seed: seed, key: "instruction/\(spec.name)/\(imageID)")
             instruction = spec.instructions[Int(pick.next() % UInt64(spec.instructions.count))]
         }
-        let built = ConversationBuilder.build(format: format, response: response, instruction: instruction, rng: &placement)
+        let built = structured
+            ? ConversationBuilder.buildFromJSON(format: format, response: response, instruction: instruction, rng: &placement)
+            : ConversationBuilder.build(format: format, response: response, instruction: instruction, rng: &placement)
         var status = "ok", reason: String?
         var conversations: String?
         var turns = 0

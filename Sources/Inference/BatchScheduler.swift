@@ -45,6 +45,8 @@ public final class BatchScheduler: @unchecked Sendable {
     public let queueCapacity: Int
     public let prefixCache: PrefixCache?
     private let detokenize: Detokenize?
+    /// Enforces JSON response formats (see `TextGenerator.constraints`).
+    public let constraints: JSONConstraintCompiler?
 
     private let condition = NSCondition()
     private var queue: [Pending] = []
@@ -59,6 +61,7 @@ public final class BatchScheduler: @unchecked Sendable {
         var request: GenerationRequest
         var handle: RequestHandle
         var onEvent: @Sendable (SchedulerEvent) -> Void
+        var constraint: TokenConstraint?
     }
 
     final class Active {
@@ -76,14 +79,16 @@ public final class BatchScheduler: @unchecked Sendable {
             self.cache = cache
             self.reused = reused
             state = GenerationState(request: pending.request, detokenize: detokenize)
-            sampler = Sampler(pending.request.sampling)
+            sampler = Sampler(pending.request.sampling, constraint: pending.constraint)
             history = pending.request.sampling.repetitionPenalty != 1 ? pending.request.prompt : []
             nextInput = Array(pending.request.prompt[reused...])
             start = DispatchTime.now().uptimeNanoseconds
         }
     }
 
-    public init(engine: DecoderEngine, maxActive: Int = 8, queueCapacity: Int = 32, prefixCache: PrefixCache? = nil, detokenize: Detokenize? = nil) {
+    public init(engine: DecoderEngine, maxActive: Int = 8, queueCapacity: Int = 32, prefixCache: PrefixCache? = nil, detokenize: Detokenize? = nil,
+                constraints: JSONConstraintCompiler? = nil) {
+        self.constraints = constraints
         precondition(maxActive > 0 && queueCapacity >= 0, "BatchScheduler: bad limits")
         self.engine = engine
         self.maxActive = maxActive
@@ -110,13 +115,14 @@ public final class BatchScheduler: @unchecked Sendable {
         if let bad = request.prompt.first(where: { $0 < 0 || $0 >= engine.config.vocabSize }) {
             throw ForgeError(.badInput, "token id \(bad) is outside the vocabulary 0..<\(engine.config.vocabSize)")
         }
+        let constraint = try makeConstraint(request, constraints)
         condition.lock()
         defer { condition.unlock() }
         if stopping { throw SchedulerError.shutDown }
         guard queue.count < queueCapacity + maxActive - activeCount else { throw SchedulerError.queueFull(capacity: queueCapacity) }
         nextID += 1
         let handle = RequestHandle(id: nextID)
-        queue.append(Pending(request: request, handle: handle, onEvent: onEvent))
+        queue.append(Pending(request: request, handle: handle, onEvent: onEvent, constraint: constraint))
         condition.signal()
         return handle
     }

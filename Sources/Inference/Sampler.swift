@@ -39,15 +39,28 @@ public struct SamplingOptions: Sendable, Equatable {
 /// Draws tokens with a seeded generator: the same seed, logits and options give the same ids.
 public struct Sampler {
     public let options: SamplingOptions
+    /// Structured output: tokens it does not allow get -inf before any other filter (so greedy
+    /// picks the best allowed token), and it advances past every token drawn.
+    public let constraint: TokenConstraint?
     private var random: SeededRandom
 
-    public init(_ options: SamplingOptions) {
+    public init(_ options: SamplingOptions, constraint: TokenConstraint? = nil) {
         self.options = options
+        self.constraint = constraint
         random = SeededRandom(seed: options.seed, key: "sampler")
     }
 
     /// The next token id. `history` (prompt + generated ids) feeds the repetition penalty.
     public mutating func next(logits input: [Float], history: [Int] = []) -> Int {
+        guard let constraint else { return choose(input, history: history) }
+        var logits = input
+        constraint.mask(&logits)
+        let id = choose(logits, history: history)
+        constraint.accept(id)
+        return id
+    }
+
+    private mutating func choose(_ input: [Float], history: [Int]) -> Int {
         var logits = input
         if options.repetitionPenalty != 1 {
             let p = options.repetitionPenalty
@@ -93,7 +106,7 @@ public struct Sampler {
         var candidates: [Int]
         var complete = false  // the kept set holds every token the top-k / min-p filters keep
         while true {
-            candidates = probs.indices.filter { probs[$0] >= threshold }
+            candidates = probs.indices.filter { probs[$0] >= threshold && probs[$0] > 0 }
             candidates.sort { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
             let enoughForK = options.topK == 0 ? threshold == 0 : candidates.count >= options.topK
             var mass: Float = 0
@@ -132,12 +145,12 @@ public struct Sampler {
         for id in ids { kept += Double(probs[id]) }
         let u = Double(random.next() >> 11) / Double(1 << 53) * kept
         var cumulative = 0.0
-        var last = 0
+        var last = -1
         for id in ids {
             cumulative += Double(probs[id])
-            last = id
+            if probs[id] > 0 { last = id }  // never a masked (zero-probability) token
             if u < cumulative { return id }
         }
-        return last
+        return last >= 0 ? last : (ids.first ?? 0)
     }
 }

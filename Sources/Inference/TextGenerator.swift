@@ -93,11 +93,15 @@ public final class TextGenerator {
     public let engine: DecoderEngine
     public let prefixCache: PrefixCache?
     public let detokenize: Detokenize?
+    /// Enforces `request.responseFormat` (JSON) over the tokenizer's vocabulary; nil = text only.
+    public let constraints: JSONConstraintCompiler?
 
-    public init(engine: DecoderEngine, prefixCache: PrefixCache? = nil, detokenize: Detokenize? = nil) {
+    public init(engine: DecoderEngine, prefixCache: PrefixCache? = nil, detokenize: Detokenize? = nil,
+                constraints: JSONConstraintCompiler? = nil) {
         self.engine = engine
         self.prefixCache = prefixCache
         self.detokenize = detokenize
+        self.constraints = constraints
     }
 
     /// Runs `request`; `onToken` is called for every generated token (not the stop token) and may
@@ -110,6 +114,7 @@ public final class TextGenerator {
         guard request.prompt.count < engine.maximumPositions else {
             throw ForgeError(.usage, "prompt of \(request.prompt.count) tokens does not fit the model's \(engine.maximumPositions) positions")
         }
+        let constraint = try makeConstraint(request, constraints)
         let start = DispatchTime.now().uptimeNanoseconds
         let capacity = min(engine.maximumPositions, request.prompt.count + max(1, request.maxTokens))
         let cache = engine.makeCache(capacity: capacity)
@@ -119,7 +124,7 @@ public final class TextGenerator {
         let firstTokenTime = DispatchTime.now().uptimeNanoseconds
 
         var state = GenerationState(request: request, detokenize: detokenize)
-        var sampler = Sampler(request.sampling)
+        var sampler = Sampler(request.sampling, constraint: constraint)
         var history = request.sampling.repetitionPenalty != 1 ? request.prompt : []
         while state.finish == nil {
             let next = sampler.next(logits: logits, history: history)
@@ -133,6 +138,15 @@ public final class TextGenerator {
         return state.result(promptTokens: request.prompt.count, cached: reused,
                             ttft: Double(firstTokenTime - start) / 1e9, decode: Double(end - firstTokenTime) / 1e9)
     }
+}
+
+/// The request's JSON constraint (nil for text); a JSON format without a compiler is a usage error.
+func makeConstraint(_ request: GenerationRequest, _ constraints: JSONConstraintCompiler?) throws -> TokenConstraint? {
+    if request.responseFormat == .text { return nil }
+    guard let constraints else {
+        throw ForgeError(.usage, "a JSON response_format needs the tokenizer's vocabulary (build the generator with a JSONConstraintCompiler)")
+    }
+    return try constraints.makeConstraint(for: request.responseFormat, stopTokenIDs: request.stopTokenIDs)
 }
 
 /// The per-request bookkeeping shared by `TextGenerator` and the batch scheduler.

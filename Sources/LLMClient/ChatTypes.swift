@@ -45,15 +45,19 @@ public struct ChatRequest: Sendable, Equatable {
     public var model: String
     public var messages: [ChatMessage]
     public var params: SamplingParams
+    /// OpenAI's `response_format` value as compact JSON text, sent verbatim after the sampling
+    /// parameters (e.g. `{"type":"json_schema","json_schema":{…}}`); nil = free text, not sent.
+    public var responseFormat: String?
 
-    public init(model: String, messages: [ChatMessage], params: SamplingParams = SamplingParams()) {
+    public init(model: String, messages: [ChatMessage], params: SamplingParams = SamplingParams(), responseFormat: String? = nil) {
         self.model = model
         self.messages = messages
         self.params = params
+        self.responseFormat = responseFormat
     }
 
     /// The canonical request body: keys in the fixed order
-    /// `model, messages[{role, content}], temperature, top_p, max_tokens, seed, stop, stream`,
+    /// `model, messages[{role, content}], temperature, top_p, max_tokens, seed, stop, response_format, stream`,
     /// no whitespace, only the non-nil parameters, `"stream":false` last. Strings are escaped
     /// minimally (`"`, `\`, control characters; everything else is raw UTF-8) and doubles use
     /// Swift's shortest round-trip form, so equal requests always give identical bytes — the
@@ -84,6 +88,7 @@ public struct ChatRequest: Sendable, Equatable {
             }
             w.raw("]")
         }
+        if let format = responseFormat { w.raw(",\"response_format\":"); w.raw(format) }
         w.raw(",\"stream\":false}")
         return Data(w.bytes)
     }

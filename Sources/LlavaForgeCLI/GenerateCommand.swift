@@ -39,6 +39,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Price table (YAML/JSON: model → {input, output} in $ per 1M tokens) for the cost estimate.") var prices: String?
     @Option(name: .customLong("progress-interval"), help: "Seconds between progress lines when stderr is not a terminal.") var progressInterval: Double = 5
     @Flag(name: .customLong("include-exported"), help: "Also send live the requests waiting in Batch API files.") var includeExported = false
+    @Flag(help: "Ask for JSON matching prompts/<type>/schema.json (response_format json_schema, strict) instead of the text layout.") var structured = false
     @Option(help: "prompts/ folder (default: found from the working directory).") var prompts: String?
     @Option(help: "seeds/ folder (default: beside prompts/).") var seeds: String?
     @Flag(help: "Print the summary as JSON.") var json = false
@@ -67,6 +68,7 @@ struct Generate: ParsableCommand {
             options.seed = seed
             options.temperature = temperature
             options.maxTokens = maxTokens
+            options.structuredOutput = structured
             options.topP = topP
             if !imageIDs.isEmpty { options.imageIDs = imageIDs }
             options.requestsPerMinute = rpm

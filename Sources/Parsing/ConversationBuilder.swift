@@ -33,7 +33,7 @@ public enum ConversationBuilder {
         }
     }
 
-    private static func turns(for pairs: [QAPair], rng: inout SeededRandom) -> [Turn] {
+    static func turns(for pairs: [QAPair], rng: inout SeededRandom) -> [Turn] {
         var turns: [Turn] = []
         turns.reserveCapacity(pairs.count * 2)
         for (index, pair) in pairs.enumerated() {
@@ -44,7 +44,7 @@ public enum ConversationBuilder {
         return turns
     }
 
-    private static func withImage(_ text: String, rng: inout SeededRandom) -> String {
+    static func withImage(_ text: String, rng: inout SeededRandom) -> String {
         rng.next() >> 63 == 0 ? imageToken + "\n" + text : text + "\n" + imageToken
     }
 }

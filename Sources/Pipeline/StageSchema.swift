@@ -76,6 +76,7 @@ public enum StageSchemas {
             ParamSpec("top_p", .double, "nucleus sampling top_p"),
             ParamSpec("timeout", .double, affectsOutput: false, "seconds per request"),
             ParamSpec("max_retries", .int, affectsOutput: false, "retries of retryable failures"),
+            ParamSpec("structured", .string, allowed: ["auto", "on", "off"], "JSON-schema output (prompts/<type>/schema.json as response_format): auto = on for the local engine only"),
         ]),
         KindSchema(kind: "parse", summary: "parse outcome report and gate for one type", params: [
             ParamSpec("type", .string, required: true, "sample type"),

@@ -81,10 +81,15 @@ public struct PromptLibrary: Sendable {
             throw ForgeError(.config, "a description type needs an instruction list (key 'instructions')", file: yamlPath)
         }
         let fewShot = try loadSeeds(type: type, read: read)
+        // Optional structured-output files (used only when a run asks for JSON responses).
+        let schemaPath = "\(dir)/schema.json", notePath = "\(dir)/structured.txt"
+        let schema = FileManager.default.fileExists(atPath: schemaPath) ? try read(schemaPath) : nil
+        let note = FileManager.default.fileExists(atPath: notePath) ? try read(notePath).trimmingCharacters(in: .whitespacesAndNewlines) : nil
         return SampleTypeSpec(
             name: type, systemMessage: system, context: cfg.context, format: cfg.format, instructions: instructions,
             maxTokens: cfg.maxTokens, temperature: cfg.temperature, fewShot: fewShot,
-            fingerprint: hasher.finalize().map { String(format: "%02x", $0) }.joined())
+            fingerprint: hasher.finalize().map { String(format: "%02x", $0) }.joined(),
+            responseSchema: schema, structuredNote: note)
     }
 
     private func loadSeeds(type: String, read: (String) throws -> String) throws -> [FewShotExample] {

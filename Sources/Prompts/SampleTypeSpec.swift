@@ -24,6 +24,10 @@ public struct SampleTypeSpec: Sendable {
     public var fewShot: [FewShotExample]
     /// sha256 over every file that shapes the request (system, instructions, type.yaml, seeds).
     public var fingerprint: String
+    /// Structured output: `schema.json` (the JSON schema of a response, sent as
+    /// `response_format`) and `structured.txt` (appended to the system message in that mode).
+    public var responseSchema: String? = nil
+    public var structuredNote: String? = nil
 
     public static let formats = ["conversation", "description", "single_qa"]
 

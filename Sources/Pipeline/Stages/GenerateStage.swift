@@ -73,6 +73,9 @@ struct GenerateStage: StageExecutor {
         } else if stage.params.int("limit") == nil {
             throw pipelineError("give 'limit' or put a sample-images stage upstream (needs:)", at: stage.mark, stage: stage.name)
         }
+        if stage.params.string("structured") == "on", (try? env.spec(type))?.responseSchema == nil {
+            throw pipelineError("'structured: on' needs prompts/\(type)/schema.json", at: paramMark(stage, "structured"), stage: stage.name)
+        }
         for key in ["limit", "concurrency", "max_tokens", "max_retries"] {
             if let v = stage.params.int(key), v < (key == "limit" || key == "max_retries" ? 0 : 1) {
                 throw pipelineError("'\(key)' must be \(key == "limit" || key == "max_retries" ? "≥ 0" : "≥ 1"), got \(v)", at: paramMark(stage, key), stage: stage.name)
@@ -90,6 +93,17 @@ struct GenerateStage: StageExecutor {
             files += names.sorted().map { "\(dir)/\($0)" }.filter { !$0.hasSuffix("~") }
         }
         return (files, ["model": resolvedModel(stage, env) ?? ""])
+    }
+
+    /// `structured: on | off | auto` (default auto). Auto asks for JSON only from our own local
+    /// engine (no base URL configured: the offline default), which enforces the schema by
+    /// constrained sampling; hosted APIs keep the free-text layout unless configured.
+    static func structuredOutput(_ value: String?, localEngine: Bool) -> Bool {
+        switch value ?? "auto" {
+        case "on": return true
+        case "off": return false
+        default: return localEngine
+        }
     }
 
     func resolvedModel(_ stage: StageDefinition, _ env: PipelineEnvironment) -> String? {
@@ -129,6 +143,7 @@ struct GenerateStage: StageExecutor {
         if let ids = imageIDs { options.imageIDs = Array(ids.prefix(limit)) }
         options.concurrency = p.int("concurrency") ?? env.pipeline.maxInFlight
         options.sharedLimiter = env.shared.limiter(cfg)
+        options.structuredOutput = Self.structuredOutput(p.string("structured"), localEngine: resolvedBaseURL(stage, env) == nil)
         let summary = try Generator(database: database, spec: spec, client: client, options: options).run(progress: log)
         let slots = summary.concurrency
         let retired = try retireStaleSamples(type: type, keep: options.imageIDs, database: database)
