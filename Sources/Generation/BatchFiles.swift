@@ -232,7 +232,9 @@ public final class BatchImporter {
         }
         summary.lines += 1
         guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT r.id, r.image_id, r.type, r.status, COALESCE(b.seed, 0), instr(r.body_json, ',"response_format":{') > 0 FROM requests r LEFT JOIN batch_files b ON b.id = r.batch_file_id
+            SELECT r.id, r.image_id, r.type, r.status, COALESCE(b.seed, 0),
+                   instr(CASE WHEN t.id IS NULL THEN r.body_json ELSE CAST(t.prefix AS TEXT) || CAST(t.suffix AS TEXT) END, ',"response_format":{') > 0
+            FROM requests r LEFT JOIN batch_files b ON b.id = r.batch_file_id \(StoredRequestBody.join)
             WHERE r.custom_id = ?
             """), arguments: [customID]) else {
             summary.unknown += 1

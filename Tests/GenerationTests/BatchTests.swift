@@ -102,6 +102,33 @@ final class BatchTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: s.files[1], encoding: .utf8), original)
     }
 
+    /// Structured requests stored as templates: the importer still sees that the body asked for
+    /// JSON (the `response_format` key sits in the template's suffix) and parses JSON answers.
+    func testStructuredBatchImportParsesJSONAnswersOfTemplatedRequests() throws {
+        var options = GenerateOptions(limit: 2, model: "gpt-4o-mini", baseURL: "batch")
+        options.structuredOutput = true
+        let s = try BatchExporter(database: db, spec: try library.load(type: "detail"), options: options).export(outDir: dir + "/out")
+        let ids = try s.files.flatMap { try lines($0) }.compactMap { $0["custom_id"] as? String }
+        XCTAssertEqual(ids.count, 2)
+        XCTAssertEqual(try count("SELECT count(*) FROM requests WHERE template_id IS NOT NULL AND body_json = ''"), 2)
+        let answers = [#"{"description": "A brown dog lies on a wooden bench in a sunny park."}"#, "not json at all"]
+        let result = zip(ids, answers).map { id, content -> String in
+            let body: [String: Any] = ["id": "c", "object": "chat.completion", "model": "gpt-4o-mini",
+                                       "choices": [["index": 0, "message": ["role": "assistant", "content": content], "finish_reason": "stop"]],
+                                       "usage": ["prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20]]
+            let line: [String: Any] = ["id": "b_\(id)", "custom_id": id, "response": ["status_code": 200, "request_id": "r", "body": body], "error": NSNull()]
+            return String(decoding: try! JSONSerialization.data(withJSONObject: line), as: UTF8.self)
+        }.joined(separator: "\n")
+        try result.write(toFile: dir + "/structured.jsonl", atomically: true, encoding: .utf8)
+        let r = try BatchImporter(database: db, library: library).importFiles([dir + "/structured.jsonl"])
+        XCTAssertEqual(r.samplesOK, 1)
+        try db.read { d in
+            let statuses = try Row.fetchAll(d, sql: "SELECT r.custom_id, s.status, s.reason FROM samples s JOIN requests r ON r.id = s.request_id ORDER BY r.id")
+            XCTAssertEqual(statuses.map { $0[1] as String }, ["ok", "parse_failed"])
+            XCTAssertTrue((statuses[1][2] as String? ?? "").hasPrefix("invalid_json"), "\(statuses[1])")
+        }
+    }
+
     func testImportMatchesOutOfOrderWithErrorsAndIsIdempotent() throws {
         let s = try exporter(limit: 6).export(outDir: dir + "/out")
         let ids = try s.files.flatMap { try lines($0) }.compactMap { $0["custom_id"] as? String }
