@@ -46,28 +46,34 @@ final class LinearScratch {
     }
 }
 
-/// `Linear.forward` over `WeightMatrix` weights, for `vectors` activation rows `[n, in]`.
-///
-/// - Few rows (decode, batched decode): `BlockDot` reads the quant blocks directly; the rows of
-///   all jobs sharing one input (q, k, v; gate, up) are split over the threads in ONE parallel
-///   region, so a layer costs 4 fork/joins instead of 7.
-/// - Many rows (prefill): tiles of the weight are dequantized (in parallel) into a Float32 scratch
-///   and multiplied by sgemm — compute-bound work where OpenBLAS's kernel wins over any
-///   block-by-block loop (measured in the bench: see docs/ARCHITECTURE.md Inference).
 /// Which direct kernel decode uses.
-public enum DecodeKernel: Sendable {
-    /// AVX2 C kernel: weights widened to int16 × x rounded to int16 per block (vpmaddwd).
+public enum DecodeKernel: Sendable, CaseIterable {
+    /// AVX-512 VNNI C kernel (vpdpwssd), two blocks per 512-bit register, x rounded to int16 per
+    /// block, rows split over the persistent pool. The default where the CPU has it.
+    case vnni
+    /// AVX2 C kernel: weights widened to int16 × x rounded to int16 per block (vpmaddwd), pool.
     case int16
-    /// Swift SIMD: weights unpacked to Float, x exact (`BlockDot`).
+    /// Swift SIMD: weights unpacked to Float, x exact (`BlockDot`), libdispatch.
     case float
+
+    /// The kernels this CPU runs, best first.
+    public static var supported: [DecodeKernel] { lf_has_vnni() != 0 ? [.vnni, .int16, .float] : [.int16, .float] }
+    public static var best: DecodeKernel { supported[0] }
 }
 
+/// `Linear.forward` over `WeightMatrix` weights, for `vectors` activation rows `[n, in]`.
+///
+/// - Quant blocks through the C kernels (`.vnni` / `.int16`): x is rounded to int16 per 32-block
+///   once per product, then every job sharing that input (q, k, v; gate, up) is ONE parallel region
+///   on the persistent pool (`lf_linear`): rows × groups of 8 vectors cut into chunks, each weight
+///   block unpacked once for up to 8 vectors — decode, batched decode and prefill alike.
+/// - `.float` (Swift `BlockDot`, libdispatch), the previous kernel, stays for comparison; with it,
+///   many rows (prefill) go through dequantized tiles + sgemm.
+/// - F32 weights: sgemv / sgemm.
 enum QuantizedLinear {
-    /// Measured (bench `kernels`, SmolLM2 Q4_1, shared 2-core machine): Float 24–40 tokens/s,
-    /// int16 19–31 — decode waits on the weight stream, so the int16 kernel's fewer instructions
-    /// do not pay here. The bench keeps comparing both.
-    nonisolated(unsafe) static var kernel: DecodeKernel = .float
-    /// From this many rows on, tiles + sgemm (decided by measurement on SmolLM2, see the bench).
+    nonisolated(unsafe) static var kernel: DecodeKernel = .best
+    /// From this many rows on, the `.float` kernel hands products to tiles + sgemm (measured on
+    /// SmolLM2, bench `threshold`). The int kernels run every row count directly.
     static let defaultGEMMThreshold = 12
     nonisolated(unsafe) static var gemmThreshold = defaultGEMMThreshold
     /// Dequantized tile size in floats (16 MB: every SmolLM2 layer matrix in one tile). Small tiles
@@ -77,11 +83,19 @@ enum QuantizedLinear {
     static let tileFloats = 4_194_304
 
     static func forward(jobs: [LinearJob], input: UnsafePointer<Float>, vectors n: Int, inFeatures: Int, scratch: LinearScratch) {
+        if kernel != .float {
+            integer(jobs, input: input, vectors: n, inFeatures: inFeatures, scratch: scratch)
+            return
+        }
         if n >= gemmThreshold {
             for job in jobs { tiledGEMM(job, input: input, vectors: n, scratch: scratch) }
+            addBias(jobs, vectors: n)
         } else {
             direct(jobs, input: input, vectors: n, inFeatures: inFeatures, scratch: scratch)
         }
+    }
+
+    private static func addBias(_ jobs: [LinearJob], vectors n: Int) {
         for job in jobs {
             guard let bias = job.bias else { continue }
             for v in 0..<n {
@@ -91,7 +105,8 @@ enum QuantizedLinear {
         }
     }
 
-    private static func direct(_ jobs: [LinearJob], input: UnsafePointer<Float>, vectors n: Int, inFeatures: Int, scratch: LinearScratch) {
+    /// Float32 weights through BLAS (bias added); returns the block jobs left for the kernels.
+    private static func floatJobs(_ jobs: [LinearJob], input: UnsafePointer<Float>, vectors n: Int, inFeatures: Int) -> [LinearJob] {
         var blockJobs: [LinearJob] = []
         for job in jobs {
             switch job.weight.storage {
@@ -102,22 +117,52 @@ enum QuantizedLinear {
                     BLAS.gemm(.none, .transpose, m: n, n: job.weight.rows, k: inFeatures, a: input, lda: inFeatures,
                               b: w, ldb: inFeatures, c: job.out, ldc: job.outStride)
                 }
+                addBias([job], vectors: n)
             case .blocks:
                 blockJobs.append(job)
             }
         }
+        return blockJobs
+    }
+
+    private static func integer(_ jobs: [LinearJob], input: UnsafePointer<Float>, vectors n: Int, inFeatures: Int, scratch: LinearScratch) {
+        WorkerPool.prepare()
+        let blockJobs = floatJobs(jobs, input: input, vectors: n, inFeatures: inFeatures)
+        if blockJobs.isEmpty { return }
+        let blocks = inFeatures / 32
+        let layout: Int32
+        let quantized: UnsafeMutablePointer<Int16>, scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>
+        if kernel == .vnni {
+            let pairs = (blocks + 1) / 2
+            layout = LF_LAYOUT_PAIRS
+            quantized = scratch.quantized(n * pairs * 64)
+            scales = scratch.scales(n * pairs * 16)
+            sums = scratch.sums(n * pairs * 16)
+            lf_quantize_pairs(input, n, inFeatures, quantized, scales, sums)
+        } else {
+            layout = LF_LAYOUT_I16
+            quantized = scratch.quantized(n * inFeatures)
+            scales = scratch.scales(n * blocks)
+            sums = scratch.sums(n * blocks)
+            lf_quantize_i16(input, n, inFeatures, quantized, scales, sums)
+        }
+        withUnsafeTemporaryAllocation(of: lf_job.self, capacity: blockJobs.count) { cJobs in
+            for (i, job) in blockJobs.enumerated() {
+                guard case .blocks(let type, let weights) = job.weight.storage else { continue }
+                cJobs[i] = lf_job(type: Int32(type.rawValue), weights: weights.assumingMemoryBound(to: UInt8.self), rows: job.weight.rows,
+                                  bias: job.bias, out: job.out, out_stride: job.outStride)
+            }
+            lf_linear(layout, cJobs.baseAddress!, Int32(blockJobs.count), blocks, quantized, scales, sums, n)
+        }
+    }
+
+    private static func direct(_ jobs: [LinearJob], input: UnsafePointer<Float>, vectors n: Int, inFeatures: Int, scratch: LinearScratch) {
+        let blockJobs = floatJobs(jobs, input: input, vectors: n, inFeatures: inFeatures)
         if blockJobs.isEmpty { return }
         let blocks = inFeatures / 32
         let sums = scratch.sums(n * blocks)
-        let useInt16 = kernel == .int16
-        let permuted = scratch.permuted(useInt16 ? 1 : n * inFeatures)
-        let scales = scratch.scales(n * blocks)
-        let quantized = scratch.quantized(useInt16 ? n * inFeatures : 1)
-        if useInt16 {
-            lf_quantize_i16(input, n, inFeatures, quantized, scales, sums)
-        } else {
-            BlockSums.compute(input, vectors: n, width: inFeatures, into: sums, permuted: permuted)
-        }
+        let permuted = scratch.permuted(n * inFeatures)
+        BlockSums.compute(input, vectors: n, width: inFeatures, into: sums, permuted: permuted)
         let totalRows = blockJobs.reduce(0) { $0 + $1.weight.rows }
         // Below ~64k multiply-adds a fork/join costs more than it saves.
         let parts = totalRows * inFeatures * n < 65_536 ? 1 : min(Parallel.threadCount, totalRows)
@@ -127,18 +172,14 @@ enum QuantizedLinear {
             for job in blockJobs {
                 let lower = max(start, base), upper = min(end, base + job.weight.rows)
                 if lower < upper, case .blocks(let type, let weights) = job.weight.storage {
-                    if useInt16 {
-                        lf_rows_i16(Int32(type.rawValue), weights.assumingMemoryBound(to: UInt8.self), lower - base, upper - base, blocks,
-                                    quantized, scales, sums, n, job.out, job.outStride)
-                    } else {
-                        BlockDot.rows(type, weights: weights, rows: (lower - base)..<(upper - base), blocks: blocks, permuted: permuted,
-                                      sums: sums, vectors: n, out: job.out, outStride: job.outStride)
-                    }
+                    BlockDot.rows(type, weights: weights, rows: (lower - base)..<(upper - base), blocks: blocks, permuted: permuted,
+                                  sums: sums, vectors: n, out: job.out, outStride: job.outStride)
                 }
                 base += job.weight.rows
             }
         }
         if parts == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: run) }
+        addBias(blockJobs, vectors: n)
     }
 
     private static func tiledGEMM(_ job: LinearJob, input: UnsafePointer<Float>, vectors n: Int, scratch: LinearScratch) {
@@ -168,3 +209,33 @@ public func setPrefillGEMMThreshold(_ rows: Int?) {
 
 /// Benchmarks and tests: choose the direct decode kernel.
 public func setDecodeKernel(_ kernel: DecodeKernel) { QuantizedLinear.kernel = kernel }
+
+/// The direct decode kernel in use.
+public func currentDecodeKernel() -> DecodeKernel { QuantizedLinear.kernel }
+
+/// Swift front of the C persistent pool (`lf_pool_run`): `body(i)` for every `i` in `0..<chunks`,
+/// spread over `Parallel.threadCount` threads; returns when all are done.
+enum WorkerPool {
+    /// Sizes the pool from `Parallel.threadCount` (checked on every call: tests change it).
+    @inline(__always)
+    static func prepare() {
+        let wanted = Int32(max(1, Parallel.threadCount))
+        if lf_pool_threads() != wanted { lf_pool_set_threads(wanted) }
+    }
+
+    static func run(_ chunks: Int, _ body: (Int) -> Void) {
+        prepare()
+        if chunks <= 1 {
+            if chunks == 1 { body(0) }
+            return
+        }
+        withoutActuallyEscaping(body) { escaping in
+            var task = escaping
+            withUnsafeMutablePointer(to: &task) { pointer in
+                lf_pool_run(chunks, { context, chunk in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(chunk)
+                }, pointer)
+            }
+        }
+    }
+}

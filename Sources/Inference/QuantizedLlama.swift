@@ -118,7 +118,14 @@ public final class QuantizedLlama {
             throw ForgeError(.usage, "step: two sequences share one KV cache")
         }
         let n = counts.reduce(0, +)
-        let maxScores = zip(sequences, counts).map { SequenceAttention.scratchCount(tokens: $1, context: $0.cache.length + $1, heads: c.numAttentionHeads) }.max()!
+        // Prefill sequences (≥ the attention GEMM threshold) reuse one scratch one after another;
+        // the decode ones share one parallel region, each with its own part.
+        var prefillScores = 0, decodeScores = 0
+        for (s, t) in zip(sequences, counts) {
+            let need = SequenceAttention.scratchCount(tokens: t, context: s.cache.length + t, heads: c.numAttentionHeads)
+            if t >= SequenceAttention.gemmThreshold { prefillScores = max(prefillScores, need) } else { decodeScores += need }
+        }
+        let maxScores = max(prefillScores, decodeScores)
         let selected = zip(sequences, counts).reduce(0) { $0 + ($1.0.rows == .last ? 1 : $1.1) }
         let w = workspace.prepare(config: c, rows: max(n, selected), scores: maxScores)
 
@@ -164,7 +171,8 @@ public final class QuantizedLlama {
                 LinearJob(weight: l.k, bias: l.kBias.map { UnsafePointer($0.pointer) }, out: w.k.pointer, outStride: kvWidth),
                 LinearJob(weight: l.v, bias: l.vBias.map { UnsafePointer($0.pointer) }, out: w.v.pointer, outStride: kvWidth),
             ], input: w.norm.pointer, vectors: n, inFeatures: hidden, scratch: w.scratch)
-            var row = 0
+            var row = 0, decodeScores = 0
+            w.decodeAttention.removeAll(keepingCapacity: true)
             for (s, t) in zip(sequences, counts) {
                 let offset = s.cache.length
                 let keyRows = s.cache.keys[index].pointer + offset * kvWidth
@@ -174,10 +182,20 @@ public final class QuantizedLlama {
                 let q = w.q.pointer + row * c.qWidth
                 RoPE.forward(q, table: rotary, tokens: t, heads: c.numAttentionHeads, positionOffset: offset)
                 RoPE.forward(keyRows, table: rotary, tokens: t, heads: c.numKeyValueHeads, positionOffset: offset)
-                SequenceAttention.forward(out: w.attention.pointer + row * c.qWidth, scores: w.scores.pointer, q: q,
-                                          keys: s.cache.keys[index].pointer, values: s.cache.values[index].pointer,
-                                          tokens: t, offset: offset, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+                if t >= SequenceAttention.gemmThreshold {
+                    SequenceAttention.forward(out: w.attention.pointer + row * c.qWidth, scores: w.scores.pointer, q: q,
+                                              keys: s.cache.keys[index].pointer, values: s.cache.values[index].pointer,
+                                              tokens: t, offset: offset, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+                } else {
+                    w.decodeAttention.append(.init(out: w.attention.pointer + row * c.qWidth, q: q, keys: s.cache.keys[index].pointer,
+                                                   values: s.cache.values[index].pointer, tokens: t, offset: offset, scores: decodeScores))
+                    decodeScores += c.numAttentionHeads * t * (offset + t)
+                }
                 row += t
+            }
+            if !w.decodeAttention.isEmpty {
+                SequenceAttention.decode(w.decodeAttention, scores: w.scores.pointer, heads: c.numAttentionHeads,
+                                         kvHeads: c.numKeyValueHeads, headDim: c.headDim)
             }
             QuantizedLinear.forward(jobs: [LinearJob(weight: l.o, bias: l.oBias.map { UnsafePointer($0.pointer) }, out: w.projection.pointer, outStride: hidden)],
                                     input: w.attention.pointer, vectors: n, inFeatures: c.qWidth, scratch: w.scratch)
@@ -219,6 +237,7 @@ final class QuantizedWorkspace {
     var k = FloatBuffer(count: 0), v = FloatBuffer(count: 0), attention = FloatBuffer(count: 0)
     var projection = FloatBuffer(count: 0), gate = FloatBuffer(count: 0), up = FloatBuffer(count: 0)
     var scores = FloatBuffer(count: 0)
+    var decodeAttention: [SequenceAttention.DecodeAttention] = []
     let scratch = LinearScratch()
 
     func prepare(config c: LlamaConfig, rows t: Int, scores needed: Int) -> QuantizedWorkspace {

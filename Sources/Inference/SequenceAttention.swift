@@ -44,12 +44,15 @@ enum SequenceAttention {
                     BLAS.gemm(.none, .transpose, m: t, n: context, k: d, alpha: scale,
                               a: q + h * d, lda: qWidth, b: keys + g * d, ldb: kvWidth, c: scores + j * t * context, ldc: context)
                 }
-                Parallel.forEachRow(count * t, rowWork: context * 8) { item in
-                    let i = item % t
-                    let row = scores + item * context
-                    let valid = offset + i + 1
-                    softmax(row, count: valid)
-                    if valid < context { (row + valid).update(repeating: 0, count: context - valid) }
+                let rows = count * t, chunks = min(rows, 8 * Parallel.threadCount)
+                WorkerPool.run(chunks) { chunk in
+                    for item in (chunk * rows / chunks)..<((chunk + 1) * rows / chunks) {
+                        let i = item % t
+                        let row = scores + item * context
+                        let valid = offset + i + 1
+                        softmax(row, count: valid)
+                        if valid < context { (row + valid).update(repeating: 0, count: context - valid) }
+                    }
                 }
                 for j in 0..<count {
                     let h = first + j, g = h / group
@@ -60,52 +63,112 @@ enum SequenceAttention {
             }
             return
         }
-        let vectorized = d % 16 == 0
-        Parallel.forEachRange(heads * t, grain: max(1, 8192 / max(1, context * d))) { range in
-            for item in range {
-                let h = item / t, i = item % t, g = h / group
-                let valid = offset + i + 1
-                let row = scores + (h * t + i) * context
-                let qv = q + i * qWidth + h * d
-                if vectorized {
-                    let qRaw = UnsafeRawPointer(qv)
-                    for j in 0..<valid {
-                        let kRaw = UnsafeRawPointer(keys + j * kvWidth + g * d)
-                        var acc = SIMD16<Float>()
-                        var e = 0
-                        while e < d {
-                            acc.addProduct(qRaw.loadUnaligned(fromByteOffset: e * 4, as: SIMD16<Float>.self),
-                                           kRaw.loadUnaligned(fromByteOffset: e * 4, as: SIMD16<Float>.self))
-                            e += 16
-                        }
-                        row[j] = acc.sum() * scale
-                    }
-                } else {
-                    for j in 0..<valid {
-                        let kv = keys + j * kvWidth + g * d
-                        var dot: Float = 0
-                        for e in 0..<d { dot += qv[e] * kv[e] }
-                        row[j] = dot * scale
-                    }
-                }
-                softmax(row, count: valid)
-                let o = out + i * qWidth + h * d
-                o.update(repeating: 0, count: d)
-                for j in 0..<valid {
-                    let p = row[j], vv = values + j * kvWidth + g * d
-                    for e in 0..<d { o[e] += p * vv[e] }
-                }
+        decode([DecodeAttention(out: out, q: q, keys: keys, values: values, tokens: t, offset: offset, scores: 0)],
+               scores: scores, heads: heads, kvHeads: kvHeads, headDim: d)
+    }
+
+    /// One sequence's few new queries (decode), for `decode(_:)`; `scores` is its offset into the
+    /// shared score scratch (`heads · tokens · (offset + tokens)` floats from there).
+    struct DecodeAttention {
+        var out: UnsafeMutablePointer<Float>
+        var q: UnsafePointer<Float>
+        var keys: UnsafePointer<Float>, values: UnsafePointer<Float>
+        var tokens: Int, offset: Int
+        var scores: Int
+    }
+
+    /// Decode attention of several sequences in ONE parallel region on the pool: every (sequence,
+    /// head, query) item is independent. Items are grouped into chunks of ≥ ~16k multiply-adds.
+    static func decode(_ items: [DecodeAttention], scores: UnsafeMutablePointer<Float>, heads: Int, kvHeads: Int, headDim d: Int) {
+        var total = 0, work = 0
+        for item in items {
+            total += heads * item.tokens
+            work += heads * item.tokens * (item.offset + item.tokens) * d
+        }
+        let chunks = min(total, max(1, work / 16_384))
+        let qWidth = heads * d, kvWidth = kvHeads * d, group = heads / kvHeads
+        let scale = 1 / Float(d).squareRoot()
+        WorkerPool.run(chunks) { chunk in
+            var index = chunk * total / chunks
+            let end = (chunk + 1) * total / chunks
+            // Find the sequence holding flat item `index`.
+            var s = 0, first = 0
+            while index >= first + heads * items[s].tokens { first += heads * items[s].tokens; s += 1 }
+            while index < end {
+                let a = items[s], t = a.tokens, context = a.offset + t
+                let local = index - first
+                let h = local / t, i = local % t, g = h / group
+                item(out: a.out + i * qWidth + h * d, scores: scores + a.scores + local * context,
+                     q: a.q + i * qWidth + h * d, keys: a.keys + g * d, values: a.values + g * d,
+                     valid: a.offset + i + 1, kvWidth: kvWidth, headDim: d, scale: scale)
+                index += 1
+                if index - first == heads * t, index < end { first = index; s += 1 }
             }
         }
     }
 
+    /// One query of one head over `valid` cached rows: scores, softmax, weighted sum of values.
+    @inline(__always)
+    static func item(out o: UnsafeMutablePointer<Float>, scores row: UnsafeMutablePointer<Float>, q qv: UnsafePointer<Float>,
+                     keys: UnsafePointer<Float>, values: UnsafePointer<Float>, valid: Int, kvWidth: Int, headDim d: Int, scale: Float) {
+        if d % 16 == 0 {
+            let qRaw = UnsafeRawPointer(qv)
+            for j in 0..<valid {
+                let kRaw = UnsafeRawPointer(keys + j * kvWidth)
+                var acc = SIMD16<Float>()
+                var e = 0
+                while e < d {
+                    acc.addProduct(qRaw.loadUnaligned(fromByteOffset: e * 4, as: SIMD16<Float>.self),
+                                   kRaw.loadUnaligned(fromByteOffset: e * 4, as: SIMD16<Float>.self))
+                    e += 16
+                }
+                row[j] = acc.sum() * scale
+            }
+        } else {
+            for j in 0..<valid {
+                let kv = keys + j * kvWidth
+                var dot: Float = 0
+                for e in 0..<d { dot += qv[e] * kv[e] }
+                row[j] = dot * scale
+            }
+        }
+        softmax(row, count: valid)
+        o.update(repeating: 0, count: d)
+        for j in 0..<valid {
+            let p = row[j], vv = values + j * kvWidth
+            for e in 0..<d { o[e] += p * vv[e] }
+        }
+    }
+
+    /// In place, max-subtracted, e^x 16 lanes at a time (`VectorExp`, within 1 ulp; glibc's scalar
+    /// expf made prefill softmax a large share of a 512-token prompt), sum in Double per 16 lanes.
     @inline(__always)
     static func softmax(_ row: UnsafeMutablePointer<Float>, count: Int) {
+        typealias V = SIMD16<Float>
+        let raw = UnsafeMutableRawPointer(row)
         var maxValue = -Float.infinity
-        for i in 0..<count { maxValue = max(maxValue, row[i]) }
+        var i = 0
+        if count >= 16 {
+            var m = V(repeating: -.infinity)
+            while i + 16 <= count {
+                let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self)
+                m.replace(with: v, where: v .> m)
+                i += 16
+            }
+            maxValue = m.max()
+        }
+        while i < count { maxValue = max(maxValue, row[i]); i += 1 }
+        let shift = V(repeating: maxValue)
         var sum = 0.0
-        for i in 0..<count { let e = expf(row[i] - maxValue); row[i] = e; sum += Double(e) }
+        i = 0
+        while i + 16 <= count {
+            let e = VectorExp.exp(raw.loadUnaligned(fromByteOffset: 4 * i, as: V.self) - shift)
+            raw.storeBytes(of: e, toByteOffset: 4 * i, as: V.self)
+            sum += Double(e.sum())
+            i += 16
+        }
+        while i < count { let e = VectorExp.exp(row[i] - maxValue); row[i] = e; sum += Double(e); i += 1 }
         let inverse = Float(1 / sum)
-        for i in 0..<count { row[i] *= inverse }
+        for j in 0..<count { row[j] *= inverse }
     }
 }

@@ -8,17 +8,19 @@ final class BlockDotTests: XCTestCase {
     /// Activations stay Float32 (no Q8 rounding), so the only error is Float32 accumulation:
     /// |Δ| ≤ n·ε·Σ|w·x| with n ≈ 2 + blocks (one rounding per FMA chain step and per block sum);
     /// 1e-5·Σ|w·x| is ~10× that for 6 blocks. A wrong nibble order, offset or scale is off by O(Σ|w·x|).
-    func check(_ type: GGMLType, rows: Int, columns: Int, vectors: Int, line: UInt = #line) throws {
-        setDecodeKernel(.float)
-        try check(type, rows: rows, columns: columns, vectors: vectors, kernel: .float, line: line)
-        setDecodeKernel(.int16)
-        defer { setDecodeKernel(.float) }
-        try check(type, rows: rows, columns: columns, vectors: vectors, kernel: .int16, line: line)
+    func check(_ type: GGMLType, rows: Int, columns: Int, vectors: Int, bias: Bool = false, line: UInt = #line) throws {
+        let saved = QuantizedLinear.kernel
+        defer { setDecodeKernel(saved) }
+        XCTAssertEqual(DecodeKernel.supported.count, CPUFeatures.current().flags.contains("avx512_vnni") ? 3 : 2)
+        for kernel in DecodeKernel.supported {
+            setDecodeKernel(kernel)
+            try check(type, rows: rows, columns: columns, vectors: vectors, kernel: kernel, bias: bias, line: line)
+        }
     }
 
-    /// The int16 kernel rounds x to int16 per block: |Δx| ≤ max|x_block| / 65534, so its extra
+    /// The int kernels round x to int16 per block: |Δx| ≤ max|x_block| / 65534, so their extra
     /// error is bounded by Σ_b Σ|w_b| · max|x_b| / 65534 (added to the Float32 bound).
-    func check(_ type: GGMLType, rows: Int, columns: Int, vectors: Int, kernel: DecodeKernel, line: UInt) throws {
+    func check(_ type: GGMLType, rows: Int, columns: Int, vectors: Int, kernel: DecodeKernel, bias: Bool, line: UInt) throws {
         let values = Support.randomFloats(rows * columns, seed: UInt64(rows * 31 + columns + Int(type.rawValue)))
         let matrix = try values.withUnsafeBufferPointer {
             try BlockQuantizer.matrix(type, name: "w", values: $0.baseAddress!, rows: rows, columns: columns)
@@ -33,17 +35,20 @@ final class BlockDotTests: XCTestCase {
         XCTAssertLessThanOrEqual(Support.maxAbsDifference(values, dequantized), step, "\(type.name) quantization error", line: line)
         let x = Support.randomFloats(vectors * columns, seed: 7, scale: 2)
         var out = [Float](repeating: .nan, count: vectors * rows)
+        let biasValues = bias ? Support.randomFloats(rows, seed: 11) : [Float](repeating: 0, count: rows)
         let scratch = LinearScratch()
         x.withUnsafeBufferPointer { xp in
             out.withUnsafeMutableBufferPointer { op in
-                QuantizedLinear.forward(jobs: [LinearJob(weight: matrix, bias: nil, out: op.baseAddress!, outStride: rows)],
-                                        input: xp.baseAddress!, vectors: vectors, inFeatures: columns, scratch: scratch)
+                biasValues.withUnsafeBufferPointer { bp in
+                    QuantizedLinear.forward(jobs: [LinearJob(weight: matrix, bias: bias ? bp.baseAddress! : nil, out: op.baseAddress!, outStride: rows)],
+                                            input: xp.baseAddress!, vectors: vectors, inFeatures: columns, scratch: scratch)
+                }
             }
         }
         var worst = 0.0
         for v in 0..<vectors {
             for r in 0..<rows {
-                var exact = 0.0, magnitude = 0.0, roundingBound = 0.0
+                var exact = Double(biasValues[r]), magnitude = 0.0, roundingBound = 0.0
                 for b in 0..<(columns / 32) {
                     var wSum = 0.0, xMax = 0.0
                     for c in (b * 32)..<(b * 32 + 32) {
@@ -57,11 +62,48 @@ final class BlockDotTests: XCTestCase {
                 }
                 let error = abs(Double(out[v * rows + r]) - exact)
                 worst = max(worst, error / magnitude)
-                let bound = 1e-5 * magnitude + 1e-6 + (kernel == .int16 ? roundingBound : 0)
+                let bound = 1e-5 * magnitude + 1e-6 + (kernel == .float ? 0 : roundingBound)
                 XCTAssertLessThanOrEqual(error, bound, "\(type.name) \(kernel) row \(r) vector \(v): \(out[v * rows + r]) vs \(exact)", line: line)
             }
         }
         print("\(type.name) \(kernel) \(rows)×\(columns), \(vectors) vector(s): worst |Δ|/Σ|w·x| = \(worst)")
+    }
+
+    /// Odd block counts (the VNNI kernel's lone last block), one block, bias, and more vectors
+    /// than one register group (8): remainder groups, for every type and kernel.
+    func testOddBlockCountsBiasAndVectorGroups() throws {
+        for type in [GGMLType.q4_0, .q4_1, .q8_0] {
+            try check(type, rows: 19, columns: 32, vectors: 1, bias: true)
+            try check(type, rows: 23, columns: 96, vectors: 11, bias: true)
+            try check(type, rows: 41, columns: 224, vectors: 9)
+        }
+    }
+
+    /// Many products in a row through the pool, with chunks spread over both threads, equal the
+    /// same products run on one thread (bit for bit: a chunk's arithmetic does not depend on
+    /// which thread runs it).
+    func testPoolMatchesSingleThread() throws {
+        let rows = 900, columns = 576
+        let values = Support.randomFloats(rows * columns, seed: 5)
+        let matrix = try values.withUnsafeBufferPointer { try BlockQuantizer.matrix(.q4_1, name: "w", values: $0.baseAddress!, rows: rows, columns: columns) }
+        let x = Support.randomFloats(3 * columns, seed: 6)
+        func run(threads: Int) -> [Float] {
+            let saved = Parallel.threadCount
+            Parallel.threadCount = threads
+            defer { Parallel.threadCount = saved }
+            var out = [Float](repeating: .nan, count: 3 * rows)
+            for _ in 0..<20 {
+                x.withUnsafeBufferPointer { xp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        QuantizedLinear.forward(jobs: [LinearJob(weight: matrix, bias: nil, out: op.baseAddress!, outStride: rows)],
+                                                input: xp.baseAddress!, vectors: 3, inFeatures: columns, scratch: LinearScratch())
+                    }
+                }
+            }
+            return out
+        }
+        XCTAssertFalse(run(threads: 2).contains { $0.isNaN })
+        XCTAssertEqual(run(threads: 2), run(threads: 1))
     }
 
     func testQ4_0() throws {

@@ -20,14 +20,24 @@ guard arguments.count >= 2 else {
     exit(2)
 }
 let only = arguments.count > 2 ? arguments[2] : "all"
-func wants(_ part: String) -> Bool { only == "all" || only == part }
+/// One part, a comma-separated list of parts, or "all".
+func wants(_ part: String) -> Bool { only == "all" || only.split(separator: ",").contains(Substring(part)) }
 
+// LLAVA_FORGE_DECODE_KERNEL=float|int16|vnni picks the kernel (default: the best this CPU runs).
+if let name = ProcessInfo.processInfo.environment["LLAVA_FORGE_DECODE_KERNEL"], !name.isEmpty {
+    guard let kernel = DecodeKernel.supported.first(where: { "\($0)" == name }) else {
+        FileHandle.standardError.write(Data("unknown or unsupported kernel \(name); this CPU runs \(DecodeKernel.supported)\n".utf8))
+        exit(2)
+    }
+    setDecodeKernel(kernel)
+}
 let loadStart = now()
 let engine = try QuantizedLlama.load(path: arguments[1])
 let vocab = engine.config.vocabSize
 func prompt(_ count: Int, seed: Int) -> [Int] { (0..<count).map { ($0 &* 7919 &+ seed &* 104_729 &+ 13) % vocab } }
 emit(["what": "load", "seconds": now() - loadStart, "threads": Parallel.threadCount,
-      "decode_weight_mb": Double(engine.decodeWeightBytes) / 1e6, "blas": BLASRuntime.describe(measure: false)])
+      "decode_weight_mb": Double(engine.decodeWeightBytes) / 1e6, "blas": BLASRuntime.describe(measure: false),
+    "kernel": "\(currentDecodeKernel())"])
 
 if wants("prefill") {
     for count in [128, 512] {
@@ -54,12 +64,15 @@ func decodeRate(steps: Int) throws -> Double {
 }
 
 if wants("kernels") {
-    // The two direct decode kernels on the same file.
-    setDecodeKernel(.float)
-    let float = try decodeRate(steps: 48)
-    setDecodeKernel(.int16)
-    let int16 = try decodeRate(steps: 48)
-    emit(["what": "kernels", "float_tokens_per_second": float, "int16_tokens_per_second": int16])
+    // Every direct decode kernel this CPU runs, on the same file.
+    var rates: [String: Any] = ["what": "kernels"]
+    let chosen = currentDecodeKernel()
+    for kernel in DecodeKernel.supported {
+        setDecodeKernel(kernel)
+        rates["\(kernel)_tokens_per_second"] = try decodeRate(steps: 48)
+    }
+    setDecodeKernel(chosen)
+    emit(rates)
 }
 
 if wants("decode") {
@@ -77,11 +90,14 @@ if wants("decode") {
 }
 
 if wants("threshold") {
-    // Prefill of a few tokens: direct block kernels vs dequantized tiles + sgemm.
-    for count in [4, 8, 12, 16, 32] {
+    // Prefill of a few to many tokens: the chosen kernel run directly vs the float kernel's
+    // dequantized tiles + sgemm.
+    let chosen = currentDecodeKernel()
+    for count in [4, 8, 12, 16, 32, 128] {
         var times: [String: Double] = [:]
         for (label, threshold) in [("direct", Int.max), ("tiled", 1)] {
             Inference.setPrefillGEMMThreshold(threshold)
+            setDecodeKernel(label == "tiled" ? .float : chosen)
             let cache = engine.makeCache(capacity: count)
             _ = try engine.decode(tokens: prompt(count, seed: 3), cache: cache)
             cache.reset()
@@ -90,7 +106,8 @@ if wants("threshold") {
             times[label] = now() - start
         }
         Inference.setPrefillGEMMThreshold(nil)
-        emit(["what": "threshold", "tokens": count, "direct_seconds": times["direct"]!, "tiled_seconds": times["tiled"]!])
+        setDecodeKernel(chosen)
+        emit(["what": "threshold", "kernel": "\(chosen)", "tokens": count, "direct_seconds": times["direct"]!, "tiled_seconds": times["tiled"]!])
     }
 }
 

@@ -2,17 +2,69 @@
 #define LLAVA_FORGE_INFERENCE_KERNELS_H
 #include <stdint.h>
 
+// ---- Activation quantization (int16 per 32-element block) ----
+
 /// Activation rows x [vectors, width] (width a multiple of 32) → per 32-element block an int16
 /// copy q (x ≈ scale·q, scale = max|x|/32767, round to nearest) and the exact Float sum of the
-/// block. q [vectors·width], scale and sums [vectors·width/32].
+/// block. q [vectors·width], scale and sums [vectors·width/32]. ("i16 layout", AVX2 kernels.)
 void lf_quantize_i16(const float *x, long vectors, long width, int16_t *q, float *scale, float *sums);
 
-/// out[v·out_stride + r] = W[r] · x[v] for r in [row_begin, row_end): W holds `blocks` GGML blocks
-/// per row of type `ggml_type` (2 = Q4_0, 3 = Q4_1, 8 = Q8_0) at `weights`; x as made by
-/// lf_quantize_i16. Integer products are exact (int16 · 4/8-bit weights summed in int32); the only
-/// rounding beyond Float32 accumulation is x's int16 quantization (relative 1/65534 of the block max).
+/// The same quantization in the "pair layout" of the AVX-512 kernels: blocks go in pairs
+/// (2p, 2p+1; an odd last block gets a zero partner); per pair 64 int16
+/// [x_2p[0..15], x_2p+1[0..15], x_2p[16..31], x_2p+1[16..31]], 16 scales [d_2p ×8, d_2p+1 ×8] and
+/// 16 sums [Σx_2p/8 ×8, Σx_2p+1/8 ×8]. Per vector: q pairs·64, scale and sums pairs·16 (pairs =
+/// ceil(blocks/2)). Needs lf_has_vnni().
+void lf_quantize_pairs(const float *x, long vectors, long width, int16_t *q, float *scale, float *sums);
+
+/// 1 when the CPU runs the AVX-512 VNNI kernels (F, BW, DQ, VL, VNNI).
+int lf_has_vnni(void);
+
+// ---- Row kernels: out[v·out_stride + r] = W[r] · x[v] for r in [row_begin, row_end) ----
+// W holds `blocks` GGML blocks per row of type `ggml_type` (2 = Q4_0, 3 = Q4_1, 8 = Q8_0). Integer
+// products are exact (int16 · 4/8-bit weights summed in int32, < 2^24 per lane before conversion);
+// the only rounding beyond Float32 accumulation is x's int16 quantization (1/65534 of the block max).
+
+/// AVX2 (vpmaddwd), x in the i16 layout.
 void lf_rows_i16(int ggml_type, const uint8_t *weights, long row_begin, long row_end, long blocks,
                  const int16_t *q, const float *scale, const float *sums, long vectors,
                  float *out, long out_stride);
+
+/// AVX-512 VNNI (vpdpwssd), x in the pair layout; bias (or NULL) added. Needs lf_has_vnni().
+void lf_rows_pairs(int ggml_type, const uint8_t *weights, long row_begin, long row_end, long blocks,
+                   const int16_t *q, const float *scale, const float *sums, long vectors,
+                   const float *bias, float *out, long out_stride);
+
+// ---- Fused products over the pool ----
+
+#define LF_LAYOUT_I16 0
+#define LF_LAYOUT_PAIRS 1
+
+/// One product of a fused step: out[v·out_stride + r] = W[r] · x[v] + bias[r] (bias may be NULL).
+typedef struct {
+    int type;
+    const uint8_t *weights;
+    long rows;
+    const float *bias;
+    float *out;
+    long out_stride;
+} lf_job;
+
+/// Every job's rows (all reading the same `vectors` activation rows of `blocks` blocks, quantized
+/// in `layout`) in one parallel region: rows × vector groups are cut into chunks the pool's
+/// threads claim.
+void lf_linear(int layout, const lf_job *jobs, int njobs, long blocks, const int16_t *q, const float *scale,
+               const float *sums, long vectors);
+
+// ---- Thread pool ----
+
+typedef void (*lf_task)(void *context, long chunk);
+
+/// Threads a parallel region uses, the caller included (default 1: everything inline).
+void lf_pool_set_threads(int threads);
+int lf_pool_threads(void);
+
+/// Calls task(context, i) for every i in [0, chunks), spread over the pool; returns when all are
+/// done. Chunks must be independent. A nested or concurrent call runs its chunks inline.
+void lf_pool_run(long chunks, lf_task task, void *context);
 
 #endif
