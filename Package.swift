@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // System libraries (apt providers; scripts/setup.sh installs them on a fresh machine).
@@ -103,10 +104,17 @@ let package = Package(
         // Backward through the LLaVA stack, loss, AdamW, schedule, clipping, trainer loop, checkpoints.
         .target(name: "Training", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Models"], swiftSettings: hotPath),
 
+        // A loaded model (GGUF or HF folder) → chat prompts with images → the OpenAI-compatible server (Hummingbird).
+        .target(name: "Serving", dependencies: [
+            "ForgeCore", "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "Models", "Inference",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: hotPath),  // request JSON with megabytes of base64 is parsed byte by byte
+
         .executableTarget(name: "LlavaForgeCLI", dependencies: [
             "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Parsing", "Generation", "Export",
             "Quality", "Pipeline",
-            "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "Models", "Inference",
+            "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "Models", "Inference", "Serving",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -135,6 +143,10 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "TensorMath", "Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
         // `llava-forge predict` run as a process on the model fixtures; the .npy writer.
         .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Models", "Imaging", "Tokenizers", "ForgeCore"]),
+        // The server in-process (raw HTTP over loopback) and `serve`/`chat` as processes; the openai-client script.
+        .testTarget(name: "ServingTests", dependencies: [
+            "Serving", "Inference", "Models", "Tokenizers", "Imaging", "Checkpoints", "ForgeCore",
+        ], exclude: ["Fixtures", "openai_client_check.py"]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

@@ -89,7 +89,12 @@ struct GenerateStage: StageExecutor {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
             files += names.sorted().map { "\(dir)/\($0)" }.filter { !$0.hasSuffix("~") }
         }
-        return (files, ["model": resolvedModel(stage, env) ?? ""])
+        let model = resolvedModel(stage, env) ?? (resolvedBaseURL(stage, env) == nil ? LocalServer.modelName(forPath: localModelPath(stage, env)) : "")
+        return (files, ["model": model])
+    }
+
+    func localModelPath(_ stage: StageDefinition, _ env: PipelineEnvironment) -> String {
+        LocalServer.modelPath(param: stage.params.string("local_model"), environment: env.environment, promptsDir: env.pipeline.promptsDir)
     }
 
     func resolvedModel(_ stage: StageDefinition, _ env: PipelineEnvironment) -> String? {
@@ -107,7 +112,11 @@ struct GenerateStage: StageExecutor {
     func run(_ stage: StageDefinition, in env: PipelineEnvironment, log: @escaping @Sendable (String) -> Void) throws -> StageOutcome {
         let p = stage.params
         let type = p.string("type")!
-        guard let baseURL = resolvedBaseURL(stage, env), let model = resolvedModel(stage, env) else {
+        // No API configured: our own server with the local model (Stages/LocalServer.swift).
+        var local: LocalServer.Lease?
+        if resolvedBaseURL(stage, env) == nil { local = try LocalServer.acquire(modelPath: localModelPath(stage, env), environment: env.environment, log: log) }
+        defer { local?.release() }
+        guard let baseURL = resolvedBaseURL(stage, env) ?? local?.baseURL, let model = resolvedModel(stage, env) ?? local?.modelName else {
             throw ForgeError(.config, Self.noLLMHelp, location: "stage '\(stage.name)'")
         }
         let database = try env.database()
