@@ -143,9 +143,9 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "TensorMath", "Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
         // `llava-forge predict` run as a process on the model fixtures; the .npy writer.
         .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Models", "Imaging", "Tokenizers", "ForgeCore"]),
-        // The server in-process (raw HTTP over loopback) and `serve`/`chat` as processes; the openai-client script.
+        // The server in-process (raw HTTP over loopback), `serve`/`chat` as processes, the openai-client script, the pipeline's local server.
         .testTarget(name: "ServingTests", dependencies: [
-            "Serving", "Inference", "Models", "Tokenizers", "Imaging", "Checkpoints", "ForgeCore",
+            "Serving", "Pipeline", "Inference", "Models", "Tokenizers", "Imaging", "Checkpoints", "ForgeCore",
         ], exclude: ["Fixtures", "openai_client_check.py"]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
     ],

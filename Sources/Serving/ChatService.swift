@@ -87,12 +87,15 @@ public final class ChatService: @unchecked Sendable {
             lock.lock()
             defer { lock.unlock() }
             handle = try scheduler.submit(generation) { [weak self] event in
-                sink.yield(event)
+                // Bookkeeping first: once the client has its answer, the counts already say so.
                 switch event {
-                case .finished(let result): self?.retire(completion, cancelled: result.finishReason == .cancelled); sink.finish()
-                case .failed: self?.retire(completion, cancelled: false); sink.finish()
+                case .finished(let result): self?.retire(completion, cancelled: result.finishReason == .cancelled)
+                case .failed: self?.retire(completion, cancelled: false)
                 case .token: break
                 }
+                sink.yield(event)
+                if case .token = event { return }
+                sink.finish()
             }
             completion.handle = handle
             if inFlight[handle.id] == nil && !completion.retired { inFlight[handle.id] = completion }

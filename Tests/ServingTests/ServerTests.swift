@@ -205,7 +205,7 @@ final class ServerTests: XCTestCase {
     func testBadInputIsA4xxAndTheServerKeepsServing() throws {
         try withServer(makeService(), maxRequestBytes: 64 << 10) { port in
             let image = try ServingFixtures.dataURL(ServingFixtures.photo)
-            let long = String(repeating: "many words here ", count: 60)
+            let long = String(repeating: "many words here ", count: 1100)  // > 8192 tokens
             let cases: [(String, Int, String?, String?)] = [
                 ("{\"messages\": [", 400, nil, "invalid_json"),
                 (#"{"messages": "hi"}"#, 400, "messages", nil),

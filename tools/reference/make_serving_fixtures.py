@@ -8,8 +8,8 @@ text end to end in CI without SmolLM2:
   model; `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`, `<image>` control tokens; ids without a
   token are filled with unused control tokens), BOS `<|im_start|>` not added, EOS `<|im_end|>`;
 - `tokenizer.chat_template`: a ChatML Jinja template (what SmolLM2 ships, minus its system prompt);
-- context length 160 (the random weights do not depend on it; RoPE is computed), so a multi-turn
-  prompt fits and an over-long one is easy to write.
+- context length 8192 (the random weights do not depend on it; RoPE is computed), so the demo
+  pipeline's few-shot prompts (~6K tokens with this byte-level tokenizer) fit.
 
     python3 tools/reference/make_serving_fixtures.py
 """
@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SOURCE = os.path.join(ROOT, "Tests/ModelTests/Fixtures/tiny_llama/model")
 TOKENIZER = os.path.join(ROOT, "Tests/CLITests/Fixtures/tiny_llava_tokenizer/tokenizer.json")
 OUT = os.path.join(ROOT, "Tests/ServingTests/Fixtures")
-CONTEXT = 160
+CONTEXT = 8192
 CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
           "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
 
