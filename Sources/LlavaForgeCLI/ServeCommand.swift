@@ -115,7 +115,11 @@ extension Serve {
         timer.schedule(deadline: .now() + 1, repeating: 1)
         timer.setEventHandler {
             if getppid() != pid {
+                // Nobody is left to read the answers: stop accepting and cancel what runs (the
+                // second signal cancels at once).
                 timer.cancel()
+                kill(getpid(), SIGTERM)
+                usleep(200_000)
                 kill(getpid(), SIGTERM)
             }
         }

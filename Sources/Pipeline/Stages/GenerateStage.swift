@@ -128,6 +128,12 @@ struct GenerateStage: StageExecutor {
         var cfg = ClientConfig(baseURL: baseURL, apiKey: try APIKey.resolve(keyFile: p.string("api_key_file")))
         if let t = p.double("timeout") { cfg.requestTimeout = t }
         if let r = p.int("max_retries") { cfg.maxRetries = r }
+        if local != nil {
+            // A small local model on a few cores answers a long few-shot prompt slowly and sends
+            // nothing until it is done: no stall cut-off, and never a duplicate request piling on.
+            cfg.requestTimeout = max(cfg.requestTimeout, 3600)
+            cfg.stallTimeout = cfg.requestTimeout
+        }
         let client = try env.shared.client(cfg)
 
         var options = GenerateOptions(limit: limit, model: model, baseURL: baseURL)

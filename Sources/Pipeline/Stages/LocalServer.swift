@@ -120,7 +120,7 @@ public final class LocalServer: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Self.executable(environment: environment))
         process.arguments = ["serve", "--model", modelPath, "--host", "127.0.0.1", "--port", "0", "--model-name", modelName,
-                             "--max-concurrency", "8", "--queue", "256", "--exit-with-parent", String(getpid())]
+                             "--max-concurrency", "8", "--queue", "256", "--shutdown-grace", "10", "--exit-with-parent", String(getpid())]
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
