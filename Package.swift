@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // System libraries (apt providers; scripts/setup.sh installs them on a fresh machine).
@@ -115,10 +116,17 @@ let package = Package(
         .executableTarget(name: "TrainBench", dependencies: ["Training", "Models", "TensorMath"], path: "bench/TrainBench",
                           swiftSettings: hotPath),
 
+        // A loaded model (GGUF or HF folder) → chat prompts with images → the OpenAI-compatible server (Hummingbird).
+        .target(name: "Serving", dependencies: [
+            "ForgeCore", "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "Models", "Inference",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: hotPath),  // request JSON with megabytes of base64 is parsed byte by byte
+
         .executableTarget(name: "LlavaForgeCLI", dependencies: [
             "ForgeCore", "Store", "Ingest", "Contexts", "Prompts", "LLMClient", "Parsing", "Generation", "Export",
             "Quality", "Pipeline",
-            "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "Models", "Inference", "TrainingData",
+            "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "Models", "Inference", "Serving", "TrainingData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -156,6 +164,10 @@ let package = Package(
         .testTarget(name: "StructuredOutputTests", dependencies: [
             "Inference", "Models", "TensorMath", "Tokenizers", "Parsing", "Generation", "Prompts", "LLMClient", "Store", "Ingest", "MockOpenAI", "ForgeCore",
         ]),
+        // The server in-process (raw HTTP over loopback), `serve`/`chat` as processes, the openai-client script, the pipeline's local server.
+        .testTarget(name: "ServingTests", dependencies: [
+            "Serving", "Pipeline", "Inference", "Models", "Tokenizers", "Imaging", "Checkpoints", "ForgeCore",
+        ], exclude: ["Fixtures", "openai_client_check.py"]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "TensorMath", "Checkpoints", "Tokenizers", "Imaging", "ForgeCore"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

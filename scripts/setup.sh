@@ -13,3 +13,10 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 command -v swift >/dev/null || { echo "setup: swift is not on PATH (Swift 6 toolchain required)" >&2; exit 1; }
+# The official OpenAI Python client, for the serving integration test (Tests/ServingTests skips
+# that test when it is missing, so a failed install is a warning).
+if command -v python3 >/dev/null && ! python3 -c "import openai" 2>/dev/null; then
+  LOCK=(); command -v flock >/dev/null && LOCK=(flock /tmp/pip.lock)
+  "${LOCK[@]}" python3 -m pip install -q openai >/dev/null 2>&1 \
+    || echo "setup: could not install the openai Python package; its integration test will be skipped" >&2
+fi

@@ -71,10 +71,12 @@ public final class BatchScheduler: @unchecked Sendable {
         var sampler: Sampler
         var history: [Int]
         var nextInput: [Int]
+        /// The prompt's prefill as embeddings when it carries spliced rows (used by the first step).
+        var prefillEmbeddings: SequenceStep?
         let reused: Int
         let start: UInt64
         var firstToken: UInt64 = 0
-        init(pending: Pending, cache: KVCache, reused: Int, detokenize: Detokenize?) {
+        init(pending: Pending, cache: KVCache, reused: Int, detokenize: Detokenize?, engine: DecoderEngine) {
             self.pending = pending
             self.cache = cache
             self.reused = reused
@@ -82,6 +84,7 @@ public final class BatchScheduler: @unchecked Sendable {
             sampler = Sampler(pending.request.sampling, constraint: pending.constraint)
             history = pending.request.sampling.repetitionPenalty != 1 ? pending.request.prompt : []
             nextInput = Array(pending.request.prompt[reused...])
+            if pending.request.embeddingSplice != nil { prefillEmbeddings = pending.request.prefillStep(from: reused, engine: engine, cache: cache) }
             start = DispatchTime.now().uptimeNanoseconds
         }
     }
@@ -112,7 +115,8 @@ public final class BatchScheduler: @unchecked Sendable {
         guard request.prompt.count < engine.maximumPositions else {
             throw ForgeError(.usage, "prompt of \(request.prompt.count) tokens does not fit the model's \(engine.maximumPositions) positions")
         }
-        if let bad = request.prompt.first(where: { $0 < 0 || $0 >= engine.config.vocabSize }) {
+        try request.validateSplice(hidden: engine.config.hiddenSize)
+        if let bad = request.embeddedTokenIDs.first(where: { $0 < 0 || $0 >= engine.config.vocabSize }) {
             throw ForgeError(.badInput, "token id \(bad) is outside the vocabulary 0..<\(engine.config.vocabSize)")
         }
         let constraint = try makeConstraint(request, constraints)
@@ -190,8 +194,8 @@ public final class BatchScheduler: @unchecked Sendable {
             for p in joining {
                 let capacity = min(engine.maximumPositions, p.request.prompt.count + max(1, p.request.maxTokens))
                 let cache = engine.makeCache(capacity: capacity)
-                let reused = prefixCache?.restore(prompt: p.request.prompt, into: cache) ?? 0
-                active.append(Active(pending: p, cache: cache, reused: reused, detokenize: detokenize))
+                let reused = prefixCache?.restore(prompt: p.request.cacheablePrompt, into: cache) ?? 0
+                active.append(Active(pending: p, cache: cache, reused: reused, detokenize: detokenize, engine: engine))
             }
             // Cancelled or already-finished (max_tokens 0) sequences leave before the step.
             active.removeAll { a in
@@ -203,7 +207,7 @@ public final class BatchScheduler: @unchecked Sendable {
 
             let logits: [[Float]]
             do {
-                logits = try engine.step(active.map { SequenceStep(tokens: $0.nextInput, cache: $0.cache) })
+                logits = try engine.step(active.map { $0.prefillEmbeddings ?? SequenceStep(tokens: $0.nextInput, cache: $0.cache) })
             } catch {
                 for a in active { a.pending.onEvent(.failed("\(error)")) }
                 active = []
@@ -215,13 +219,14 @@ public final class BatchScheduler: @unchecked Sendable {
             for (a, row) in zip(active, logits) {
                 if a.firstToken == 0 {
                     a.firstToken = now
-                    prefixCache?.store(prompt: a.pending.request.prompt, from: a.cache)
+                    prefixCache?.store(prompt: a.pending.request.cacheablePrompt, from: a.cache)
                 }
                 let next = a.sampler.next(logits: row, history: a.history)
                 if a.pending.request.sampling.repetitionPenalty != 1 { a.history.append(next) }
                 if let event = a.state.accept(next) { a.pending.onEvent(.token(event)) }
                 if a.state.finish == nil && a.cache.length >= a.cache.capacity { a.state.finish = .length }
                 a.nextInput = [next]
+                a.prefillEmbeddings = nil
             }
             active.removeAll { a in
                 guard a.state.finish != nil else { return false }

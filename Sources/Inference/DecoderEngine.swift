@@ -10,6 +10,8 @@ public protocol DecoderEngine: AnyObject {
     func makeCache(capacity: Int) -> KVCache
     /// Appends each sequence's input to its cache; returns each sequence's logits.
     func step(_ sequences: [SequenceStep]) throws -> [[Float]]
+    /// The input embedding of token `id` into `out` (`hidden` floats), for prompts with spliced rows.
+    func embedToken(_ id: Int, into out: UnsafeMutablePointer<Float>)
 }
 
 extension QuantizedLlama: DecoderEngine {

@@ -23,15 +23,18 @@ public struct GenerationRequest: Sendable {
     public var stopStrings: [String]
     /// Free text or JSON enforced by constrained sampling.
     public var responseFormat: ResponseFormat
+    /// Rows that replace the prompt's token embeddings at some positions (LLaVA image features).
+    public var embeddingSplice: EmbeddingSplice?
 
     public init(prompt: [Int], maxTokens: Int, sampling: SamplingOptions = .greedy, stopTokenIDs: Set<Int> = [], stopStrings: [String] = [],
-                responseFormat: ResponseFormat = .text) {
+                responseFormat: ResponseFormat = .text, embeddingSplice: EmbeddingSplice? = nil) {
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.stopTokenIDs = stopTokenIDs
         self.stopStrings = stopStrings
         self.responseFormat = responseFormat
+        self.embeddingSplice = embeddingSplice
     }
 }
 
@@ -115,12 +118,13 @@ public final class TextGenerator {
             throw ForgeError(.usage, "prompt of \(request.prompt.count) tokens does not fit the model's \(engine.maximumPositions) positions")
         }
         let constraint = try makeConstraint(request, constraints)
+        try request.validateSplice(hidden: engine.config.hiddenSize)
         let start = DispatchTime.now().uptimeNanoseconds
         let capacity = min(engine.maximumPositions, request.prompt.count + max(1, request.maxTokens))
         let cache = engine.makeCache(capacity: capacity)
-        let reused = prefixCache?.restore(prompt: request.prompt, into: cache) ?? 0
-        var logits = try engine.step([SequenceStep(tokens: Array(request.prompt[reused...]), cache: cache)])[0]
-        prefixCache?.store(prompt: request.prompt, from: cache)
+        let reused = prefixCache?.restore(prompt: request.cacheablePrompt, into: cache) ?? 0
+        var logits = try engine.step([request.prefillStep(from: reused, engine: engine, cache: cache)])[0]
+        prefixCache?.store(prompt: request.cacheablePrompt, from: cache)
         let firstTokenTime = DispatchTime.now().uptimeNanoseconds
 
         var state = GenerationState(request: request, detokenize: detokenize)

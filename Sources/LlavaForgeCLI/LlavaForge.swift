@@ -18,13 +18,16 @@ struct LlavaForge: ParsableCommand {
           model-info architecture, tensors, dtypes, parameters, tokenizer of a checkpoint
           tokenize  token ids of a text (tokenizer folder or GGUF, optional chat template)
           predict   run a prompt (+ image) through a model: streamed continuation, --dump-logits .npy
+          chat      multi-turn REPL with a model (image on the first turn for llava models)
+          serve     OpenAI-compatible server (/v1/chat/completions, streaming, images, batching)
           run       run a pipeline file (pipelines/*.yaml) as a DAG, redoing only what changed
           filter    quality filters, every rejection stored with its reason
           dedup     exact + MinHash-LSH near-duplicate removal (incremental)
           train     train a LLaVA (Stage 1 / 2) on stored or LLaVA-JSON samples, with resume
         """,
         subcommands: [Ingest.self, Context.self, Generate.self, Batch.self, Export.self, Inspect.self, Stats.self,
-                      Run.self, Filter.self, Dedup.self, ModelInfo.self, Tokenize.self, Predict.self, Train.self]
+                      Run.self, Filter.self, Dedup.self, ModelInfo.self, Tokenize.self, Predict.self,
+                      Chat.self, Serve.self, Train.self]
     )
 }
 

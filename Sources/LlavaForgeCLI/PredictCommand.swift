@@ -4,6 +4,7 @@ import ForgeCore
 import Foundation
 import Inference
 import Models
+import Serving
 import Tokenizers
 
 /// `llava-forge predict`: the engine's debug surface — one prompt (and image) through a model,
@@ -90,7 +91,7 @@ struct Predict: ParsableCommand {
             if let prompt, prompt.contains(ChatTemplate.imageToken), image == nil, pixelValues == nil {
                 throw ForgeError(.usage, "the prompt has \(ChatTemplate.imageToken) but no --image was given")
             }
-            let loaded = try PredictionModel(path: model, needsFloat: dumpLogits != nil, needsDecoder: maxTokens > 0)
+            let loaded = try ResolvedModel(path: model, needsFloat: dumpLogits != nil, needsDecoder: maxTokens > 0)
             let pixels: [Float]?
             if let image {
                 pixels = try loaded.pixelValues(imagePath: image, padToSquare: padToSquare)
@@ -160,7 +161,7 @@ struct Predict: ParsableCommand {
 
     /// The prompt's ids: wrapped in the template, encoded with the tokenizer's own BOS rule, and
     /// (llava) each `<image>` expanded to the image's feature rows of the image token id.
-    func encodePrompt(_ text: String, tokenizer: Tokenizer, template: ChatTemplate?, model: PredictionModel, hasImage: Bool) throws -> [Int] {
+    func encodePrompt(_ text: String, tokenizer: Tokenizer, template: ChatTemplate?, model: ResolvedModel, hasImage: Bool) throws -> [Int] {
         let placeholder = ChatTemplate.imageToken
         let placeholders = text.components(separatedBy: placeholder).count - 1
         var user = text
@@ -190,13 +191,7 @@ struct Predict: ParsableCommand {
 
     /// EOS ids of the tokenizer and config, plus the end-of-turn token of a ChatML template.
     func stopIDs(tokenizer: Tokenizer?, template: ChatTemplate?, config: LlamaConfig) -> Set<Int> {
-        var stops = Set(tokenizer?.eosTokenIds ?? [])
-        if let eos = tokenizer?.eosTokenId { stops.insert(eos) }
-        if let eos = config.eosTokenID { stops.insert(eos) }
-        if let template, template.name == .chatML || template.name == .chatMLSmolLM, let end = tokenizer?.tokenToId("<|im_end|>") {
-            stops.insert(end)
-        }
-        return stops
+        ChatModel.stopIDs(tokenizer: tokenizer, template: template, config: config)
     }
 
     static func parseIDs(_ json: String) throws -> [Int] {

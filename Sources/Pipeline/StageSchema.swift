@@ -68,6 +68,7 @@ public enum StageSchemas {
             ParamSpec("limit", .int, "samples to have (default: the sample-images count for the type)"),
             ParamSpec("model", .string, "model name (default: $LLAVA_FORGE_MODEL)"),
             ParamSpec("base_url", .string, affectsOutput: false, "API base URL with /v1 (default: $LLAVA_FORGE_BASE_URL)"),
+            ParamSpec("local_model", .string, affectsOutput: false, "GGUF served locally when no base_url is set (default: models/SmolLM2-135M-Instruct.Q4_1.gguf)"),
             ParamSpec("api_key_file", .string, affectsOutput: false, "file with the API key (else $OPENAI_API_KEY)"),
             ParamSpec("concurrency", .int, affectsOutput: false, "requests in flight for this stage (capped by max_in_flight)"),
             ParamSpec("seed", .int, "seed for instruction choice and <image> placement"),

@@ -87,7 +87,8 @@ final class DemoPipelineTests: XCTestCase {
 
     func testWithoutAnLLMTheGenerateStagesSayWhatToSet() throws {
         let lines = Lines()
-        let (report, _) = try run([], lines: lines)
+        // No API and no local model (the offline default needs models/, see LocalServer).
+        let (report, _) = try run(["local_model=/nonexistent/SmolLM2.gguf"], lines: lines)
         XCTAssertFalse(report.succeeded)
         for s in ["ingest", "contexts", "sample-images"] { XCTAssertEqual(report.entry(s)?.result, "ran", s) }
         for t in ["conversation", "detail", "reasoning"] {
@@ -95,6 +96,7 @@ final class DemoPipelineTests: XCTestCase {
             XCTAssertEqual(e.result, "failed")
             XCTAssertTrue(e.message.contains("set LLAVA_FORGE_BASE_URL"), e.message)
             XCTAssertTrue(e.message.contains("LLAVA_FORGE_MODEL"), e.message)
+            XCTAssertTrue(e.message.contains("scripts/fetch_model.sh"), e.message)
         }
         XCTAssertEqual(report.entry("export")?.result, "blocked")
         XCTAssertEqual(try count("SELECT count(*) FROM images"), 14)

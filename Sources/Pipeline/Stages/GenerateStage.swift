@@ -92,7 +92,12 @@ struct GenerateStage: StageExecutor {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
             files += names.sorted().map { "\(dir)/\($0)" }.filter { !$0.hasSuffix("~") }
         }
-        return (files, ["model": resolvedModel(stage, env) ?? ""])
+        let model = resolvedModel(stage, env) ?? (resolvedBaseURL(stage, env) == nil ? LocalServer.modelName(forPath: localModelPath(stage, env)) : "")
+        return (files, ["model": model])
+    }
+
+    func localModelPath(_ stage: StageDefinition, _ env: PipelineEnvironment) -> String {
+        LocalServer.modelPath(param: stage.params.string("local_model"), environment: env.environment, promptsDir: env.pipeline.promptsDir)
     }
 
     /// `structured: on | off | auto` (default auto). Auto asks for JSON only from our own local
@@ -121,7 +126,11 @@ struct GenerateStage: StageExecutor {
     func run(_ stage: StageDefinition, in env: PipelineEnvironment, log: @escaping @Sendable (String) -> Void) throws -> StageOutcome {
         let p = stage.params
         let type = p.string("type")!
-        guard let baseURL = resolvedBaseURL(stage, env), let model = resolvedModel(stage, env) else {
+        // No API configured: our own server with the local model (Stages/LocalServer.swift).
+        var local: LocalServer.Lease?
+        if resolvedBaseURL(stage, env) == nil { local = try LocalServer.acquire(modelPath: localModelPath(stage, env), environment: env.environment, log: log) }
+        defer { local?.release() }
+        guard let baseURL = resolvedBaseURL(stage, env) ?? local?.baseURL, let model = resolvedModel(stage, env) ?? local?.modelName else {
             throw ForgeError(.config, Self.noLLMHelp, location: "stage '\(stage.name)'")
         }
         let database = try env.database()
@@ -133,6 +142,12 @@ struct GenerateStage: StageExecutor {
         var cfg = ClientConfig(baseURL: baseURL, apiKey: try APIKey.resolve(keyFile: p.string("api_key_file")))
         if let t = p.double("timeout") { cfg.requestTimeout = t }
         if let r = p.int("max_retries") { cfg.maxRetries = r }
+        if local != nil {
+            // A small local model on a few cores answers a long few-shot prompt slowly and sends
+            // nothing until it is done: no stall cut-off, and never a duplicate request piling on.
+            cfg.requestTimeout = max(cfg.requestTimeout, 3600)
+            cfg.stallTimeout = cfg.requestTimeout
+        }
         let client = try env.shared.client(cfg)
 
         var options = GenerateOptions(limit: limit, model: model, baseURL: baseURL)

@@ -1,0 +1,56 @@
+import Foundation
+import Inference
+
+/// The JSON bodies of OpenAI's chat completion answers, written directly (field order as OpenAI's).
+enum CompletionJSON {
+    static func finishReason(_ reason: FinishReason) -> String {
+        switch reason {
+        case .stop: return "stop"
+        case .length: return "length"
+        // OpenAI has no "cancelled"; a cancelled sequence (client gone, server stopping) just ends.
+        case .cancelled: return "stop"
+        }
+    }
+
+    static func usage(promptTokens: Int, completionTokens: Int, cachedTokens: Int) -> String {
+        "{\"prompt_tokens\":\(promptTokens),\"completion_tokens\":\(completionTokens),\"total_tokens\":\(promptTokens + completionTokens),"
+            + "\"prompt_tokens_details\":{\"cached_tokens\":\(cachedTokens)}}"
+    }
+
+    /// `chat.completion` for a finished request.
+    static func completion(_ c: Completion, result: GenerationResult) -> String {
+        let text = result.text ?? ""
+        return "{\"id\":\(JSONNode.quoted(c.id)),\"object\":\"chat.completion\",\"created\":\(c.created),\"model\":\(JSONNode.quoted(c.model)),"
+            + "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\(JSONNode.quoted(text)),\"refusal\":null},"
+            + "\"logprobs\":null,\"finish_reason\":\"\(finishReason(result.finishReason))\"}],"
+            + "\"usage\":\(usage(promptTokens: result.promptTokens, completionTokens: result.tokens.count, cachedTokens: result.cachedPromptTokens)),"
+            + "\"system_fingerprint\":null}"
+    }
+
+    /// One `chat.completion.chunk` with a delta (`role` and/or `content`) or a finish reason.
+    static func chunk(_ c: Completion, role: Bool = false, content: String?, finish: FinishReason? = nil) -> String {
+        var delta: [String] = []
+        if role { delta.append("\"role\":\"assistant\"") }
+        if let content { delta.append("\"content\":\(JSONNode.quoted(content))") }
+        let finishText = finish.map { "\"\(finishReason($0))\"" } ?? "null"
+        var out = "{\"id\":\(JSONNode.quoted(c.id)),\"object\":\"chat.completion.chunk\",\"created\":\(c.created),\"model\":\(JSONNode.quoted(c.model)),"
+            + "\"system_fingerprint\":null,\"choices\":[{\"index\":0,\"delta\":{\(delta.joined(separator: ","))},\"logprobs\":null,\"finish_reason\":\(finishText)}]"
+        if c.request.includeUsage { out += ",\"usage\":null" }
+        return out + "}"
+    }
+
+    /// The last chunk when `stream_options.include_usage` is set: no choices, the usage.
+    static func usageChunk(_ c: Completion, result: GenerationResult) -> String {
+        "{\"id\":\(JSONNode.quoted(c.id)),\"object\":\"chat.completion.chunk\",\"created\":\(c.created),\"model\":\(JSONNode.quoted(c.model)),"
+            + "\"system_fingerprint\":null,\"choices\":[],"
+            + "\"usage\":\(usage(promptTokens: result.promptTokens, completionTokens: result.tokens.count, cachedTokens: result.cachedPromptTokens))}"
+    }
+
+    static func models(name: String, created: Int) -> String {
+        "{\"object\":\"list\",\"data\":[{\"id\":\(JSONNode.quoted(name)),\"object\":\"model\",\"created\":\(created),\"owned_by\":\"llava-forge\"}]}"
+    }
+
+    /// One server-sent event.
+    static func event(_ json: String) -> String { "data: " + json + "\n\n" }
+    static let done = "data: [DONE]\n\n"
+}
