@@ -127,7 +127,7 @@ final class BulkIngestTests: XCTestCase {
 
     // MARK: skipping
 
-    /// `skipValue` (16-byte blocks between quotes and brackets) ends exactly after the value, for
+    /// `skipValue` (8-byte words between quotes and brackets) ends exactly after the value, for
     /// values of every length and alignment, with brackets and escaped quotes inside strings.
     func testSkipValueEndsExactlyAfterTheValue() throws {
         var rng = SeededRandom(seed: 9, key: "skip")
