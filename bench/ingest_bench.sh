@@ -177,9 +177,13 @@ labels = [
 stats = {k: agg(k) for k, _, _ in labels}
 
 # Time inside COCO() (json.load + createIndex, both files) per run, from pycoco_both's log.
+# Only the runs of this invocation (results.tsv), not logs left by an earlier one.
+this_run = lambda step: {r["run"] for r in rows if r["step"] == step and r["status"] == "ok"}
 inside = {}
 for path in sorted(glob.glob(os.path.join(out_dir, "pycoco_both.*.log"))):
     run = path.rsplit(".", 2)[1]
+    if run not in this_run("pycoco_both"):
+        continue
     found = [float(x) for x in re.findall(r"annotations, \d+ categories in ([0-9.]+) s", open(path).read())]
     if len(found) == 2:
         inside[run] = sum(found)
@@ -255,6 +259,8 @@ side_by_side("base", "Baseline build, same runs")
 # Per-phase times of `ingest --timings` (median over runs).
 phases = {}
 for path in sorted(glob.glob(os.path.join(out_dir, "forge_ingest.*.log"))):
+    if path.rsplit(".", 2)[1] not in this_run("forge_ingest"):
+        continue
     for name, secs in re.findall(r"^timing: (.+) ([0-9.]+) s$", open(path).read(), re.M):
         phases.setdefault(name, []).append(float(secs))
 if phases:
