@@ -9,6 +9,8 @@
 #   REGEN=1                                    # regenerate the synthetic JSON
 #   DATA_DIR=/elsewhere/bench/out              # use JSON generated there (never regenerated)
 #   WORK_DIR=/tmp/x                            # where bench.db and contexts.jsonl go (default: out/)
+#   PYCOCO_STEPS=both                          # which pycocotools rows (default: captions instances both)
+#   BASELINE_BIN=/path/to/older/llava-forge    # also measure another build, same runs ("before" rows)
 #
 # Every measured step runs in its own fresh process under /usr/bin/time -v (wall time
 # measured around it with nanosecond clock, peak RSS from time's "Maximum resident set size").
@@ -29,6 +31,8 @@ INST="$DATA/instances_train2017.json"
 DB="$WORK/bench.db"
 CTX="$WORK/contexts.jsonl"
 RESULTS="$OUT/results.tsv"
+PYCOCO_STEPS="${PYCOCO_STEPS:-captions instances both}"
+BASELINE_BIN="${BASELINE_BIN:-}"
 
 mkdir -p "$OUT" "$WORK"
 log() { printf '[ingest_bench] %s\n' "$*" >&2; }
@@ -60,7 +64,7 @@ INST_BYTES=$(stat -c %s "$INST")
 BOTH_BYTES=$((CAP_BYTES + INST_BYTES))
 
 # --- measurement ---------------------------------------------------------------------------
-printf 'step\trun\twall_s\tpeak_rss_kib\tinput_bytes\tstatus\n' > "$RESULTS"
+printf 'step\trun\twall_s\tpeak_rss_kib\tinput_bytes\tstatus\tcpu_s\n' > "$RESULTS"
 
 # measure NAME RUN INPUT_BYTES CMD...: one fresh process, appends a row to $RESULTS
 measure() {
@@ -71,20 +75,16 @@ measure() {
     t1=$(date +%s%N)
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
     rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$tfile" 2>/dev/null || true)
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$run" "$wall" "${rss:-0}" "$input" "$status" >> "$RESULTS"
-    log "$name (run $run): ${wall} s, peak RSS ${rss:-?} KiB, $status"
+    cpu=$(awk -F': ' '/User time|System time/ { t += $2 } END { printf "%.2f", t }' "$tfile" 2>/dev/null || true)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$run" "$wall" "${rss:-0}" "$input" "$status" "${cpu:-0}" >> "$RESULTS"
+    log "$name (run $run): ${wall} s, cpu ${cpu:-?} s, peak RSS ${rss:-?} KiB, $status"
     if [ "$status" != ok ]; then tail -n 5 "$lfile" | sed 's/^/    /' >&2; return 1; fi
 }
 
-if [ -z "${SKIP_PYCOCO:-}" ]; then
-    for run in $(seq 1 "$RUNS"); do
-        measure pycoco_captions "$run" "$CAP_BYTES" python3 "$HERE/pycoco_load.py" "$CAP" || true
-        measure pycoco_instances "$run" "$INST_BYTES" python3 "$HERE/pycoco_load.py" "$INST" || true
-        measure pycoco_both "$run" "$BOTH_BYTES" python3 "$HERE/pycoco_load.py" "$CAP" "$INST" || true
-    done
-fi
-
+# One loop over runs, every side measured in each run, so load changes on a shared machine
+# hit pycocotools and llava-forge alike.
 FORGE_NOTE=""
+HAVE_FORGE=""
 if [ -z "${SKIP_FORGE:-}" ]; then
     if [ ! -x "$BIN" ] && [ -z "${LLAVA_FORGE_BIN:-}" ]; then
         log "building llava-forge (swift build -c release --product llava-forge)"
@@ -93,43 +93,77 @@ if [ -z "${SKIP_FORGE:-}" ]; then
         fi
     fi
     if [ -x "$BIN" ]; then
-        for run in $(seq 1 "$RUNS"); do
-            rm -f "$DB" "$DB-wal" "$DB-shm" "$DB-journal" "$CTX"
-            if measure forge_ingest "$run" "$BOTH_BYTES" \
-                "$BIN" ingest --captions "$CAP" --instances "$INST" --db "$DB"; then
-                measure forge_context "$run" "$BOTH_BYTES" \
-                    "$BIN" context --db "$DB" --all --type detail --out "$CTX" || true
-            fi
-        done
-        if [ -s "$CTX" ]; then
-            FORGE_NOTE="contexts.jsonl: $(wc -l < "$CTX") lines, $(stat -c %s "$CTX") bytes; bench.db: $(stat -c %s "$DB") bytes"
-        fi
+        HAVE_FORGE=1
     else
         FORGE_NOTE="llava-forge binary not available at $BIN: llava-forge rows skipped"
         log "$FORGE_NOTE"
     fi
 fi
+if [ -n "$BASELINE_BIN" ] && [ ! -x "$BASELINE_BIN" ]; then
+    log "BASELINE_BIN=$BASELINE_BIN is not executable"; exit 1
+fi
+# Does the binary know `ingest --timings` (per-phase times on stderr)?
+TIMINGS_FLAG=()
+if [ -n "$HAVE_FORGE" ] && "$BIN" ingest --help 2>/dev/null | grep -q -- '--timings'; then TIMINGS_FLAG=(--timings); fi
+
+# forge_pair STEP_PREFIX BINARY RUN EXTRA...: fresh-db ingest, then context --all
+forge_pair() {
+    local prefix=$1 bin=$2 run=$3; shift 3
+    rm -f "$DB" "$DB-wal" "$DB-shm" "$DB-journal" "$CTX"
+    if measure "${prefix}_ingest" "$run" "$BOTH_BYTES" \
+        "$bin" ingest --captions "$CAP" --instances "$INST" --db "$DB" "$@"; then
+        measure "${prefix}_context" "$run" "$BOTH_BYTES" \
+            "$bin" context --db "$DB" --all --type detail --out "$CTX" || true
+    fi
+}
+
+for run in $(seq 1 "$RUNS"); do
+    if [ -z "${SKIP_PYCOCO:-}" ]; then
+        for step in $PYCOCO_STEPS; do
+            case "$step" in
+                captions) measure pycoco_captions "$run" "$CAP_BYTES" python3 "$HERE/pycoco_load.py" "$CAP" || true ;;
+                instances) measure pycoco_instances "$run" "$INST_BYTES" python3 "$HERE/pycoco_load.py" "$INST" || true ;;
+                both) measure pycoco_both "$run" "$BOTH_BYTES" python3 "$HERE/pycoco_load.py" "$CAP" "$INST" || true ;;
+            esac
+        done
+    fi
+    if [ -n "$HAVE_FORGE" ]; then
+        forge_pair forge "$BIN" "$run" "${TIMINGS_FLAG[@]}"
+        if [ -s "$CTX" ]; then
+            FORGE_NOTE="contexts.jsonl: $(wc -l < "$CTX") lines, $(stat -c %s "$CTX") bytes, sha1 $(sha1sum "$CTX" | cut -c1-12); bench.db: $(stat -c %s "$DB") bytes"
+        fi
+    fi
+    if [ -n "$BASELINE_BIN" ]; then
+        forge_pair base "$BASELINE_BIN" "$run"
+        if [ -s "$CTX" ]; then
+            FORGE_NOTE="$FORGE_NOTE; baseline contexts.jsonl sha1 $(sha1sum "$CTX" | cut -c1-12)"
+        fi
+    fi
+done
 
 # --- report --------------------------------------------------------------------------------
-python3 - "$RESULTS" "$OUT/ingest_results.md" "$CAP_BYTES" "$INST_BYTES" "$SCALE" "$FORGE_NOTE" "$BIN" <<'PY'
-import csv, os, platform, statistics, subprocess, sys, time
+python3 - "$RESULTS" "$OUT/ingest_results.md" "$CAP_BYTES" "$INST_BYTES" "$SCALE" "$FORGE_NOTE" "$BIN" "$OUT" <<'PY'
+import csv, glob, os, platform, re, statistics, subprocess, sys, time
 
-results, md_path, cap_b, inst_b, scale, forge_note, binary = sys.argv[1:8]
+results, md_path, cap_b, inst_b, scale, forge_note, binary, out_dir = sys.argv[1:9]
 cap_b, inst_b = int(cap_b), int(inst_b)
 rows = list(csv.DictReader(open(results), delimiter="\t"))
 MiB = 2 ** 20
+ok = lambda s: bool(s) and s.get("status") == "ok"
 
 def agg(step):
     rs = [r for r in rows if r["step"] == step]
     if not rs:
         return None
-    ok = [r for r in rs if r["status"] == "ok"]
-    if not ok:
+    good = [r for r in rs if r["status"] == "ok"]
+    if not good:
         return {"status": "failed", "runs": len(rs)}
-    return {"status": "ok", "runs": len(ok),
-            "wall": statistics.median(float(r["wall_s"]) for r in ok),
-            "rss": statistics.median(int(r["peak_rss_kib"]) for r in ok) * 1024,
-            "input": int(ok[0]["input_bytes"])}
+    walls = [float(r["wall_s"]) for r in good]
+    return {"status": "ok", "runs": len(good), "walls": walls, "wall": statistics.median(walls),
+            "cpu": statistics.median(float(r["cpu_s"]) for r in good),
+            "by_run": {r["run"]: float(r["wall_s"]) for r in good},
+            "rss": statistics.median(int(r["peak_rss_kib"]) for r in good) * 1024,
+            "input": int(good[0]["input_bytes"])}
 
 labels = [
     ("pycoco_captions", "pycocotools COCO(captions)", "captions JSON"),
@@ -137,8 +171,22 @@ labels = [
     ("pycoco_both", "pycocotools COCO(captions) + COCO(instances), one process", "both JSON"),
     ("forge_ingest", "llava-forge ingest (fresh db)", "both JSON"),
     ("forge_context", "llava-forge context --all --type detail", "both JSON"),
+    ("base_ingest", "baseline llava-forge ingest (fresh db)", "both JSON"),
+    ("base_context", "baseline llava-forge context --all --type detail", "both JSON"),
 ]
 stats = {k: agg(k) for k, _, _ in labels}
+
+# Time inside COCO() (json.load + createIndex, both files) per run, from pycoco_both's log.
+# Only the runs of this invocation (results.tsv), not logs left by an earlier one.
+this_run = lambda step: {r["run"] for r in rows if r["step"] == step and r["status"] == "ok"}
+inside = {}
+for path in sorted(glob.glob(os.path.join(out_dir, "pycoco_both.*.log"))):
+    run = path.rsplit(".", 2)[1]
+    if run not in this_run("pycoco_both"):
+        continue
+    found = [float(x) for x in re.findall(r"annotations, \d+ categories in ([0-9.]+) s", open(path).read())]
+    if len(found) == 2:
+        inside[run] = sum(found)
 
 def version(cmd):
     try:
@@ -146,64 +194,83 @@ def version(cmd):
     except Exception:
         return "n/a"
 
-lines = []
-lines.append("# Ingest benchmark results")
-lines.append("")
+def spread(v):
+    return f"{min(v):.2f}–{max(v):.2f}" if len(v) > 1 else "—"
+
+lines = ["# Ingest benchmark results", ""]
 lines.append(f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; machine: {platform.machine()}, "
-             f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB RAM")
+             f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB RAM, "
+             f"load average at the end {os.getloadavg()[0]:.1f}")
 lines.append(f"- data: synthetic COCO train2017 shape, scale {scale}: captions {cap_b:,} bytes "
              f"({cap_b / MiB:.1f} MiB), instances {inst_b:,} bytes ({inst_b / MiB:.1f} MiB)")
 pycoco_version = version([sys.executable, "-c", "import importlib.metadata as m; print(m.version('pycocotools'))"])
 swift_version = version(["swift", "--version"])
 lines.append(f"- python {platform.python_version()}, pycocotools {pycoco_version}; swift: {swift_version}")
-lines.append("- each step: fresh process, wall time (median of runs), peak RSS from /usr/bin/time -v; "
-             "JSON files are in the page cache (warm) for every step")
+lines.append("- each step: fresh process, wall time (median of runs, min–max spread), peak RSS from /usr/bin/time -v; "
+             "JSON files are in the page cache (warm) for every step; every run measures every side in turn")
 lines.append("")
-lines.append("| step | runs | time (s) | peak RSS (MiB) | RSS / JSON size | JSON measured against |")
-lines.append("|---|---:|---:|---:|---:|---|")
+lines.append("| step | runs | time (s) | spread (s) | CPU user+sys (s) | peak RSS (MiB) | RSS / JSON size | JSON measured against |")
+lines.append("|---|---:|---:|---:|---:|---:|---:|---|")
 for key, label, against in labels:
     s = stats[key]
     if s is None:
-        lines.append(f"| {label} | 0 | — | — | — | not run |")
-    elif s["status"] != "ok":
-        lines.append(f"| {label} | {s['runs']} | failed | — | — | see bench/out/{key}.*.log |")
+        continue
+    if s["status"] != "ok":
+        lines.append(f"| {label} | {s['runs']} | failed | — | — | — | — | see bench/out/{key}.*.log |")
     else:
-        lines.append(f"| {label} | {s['runs']} | {s['wall']:.2f} | {s['rss'] / MiB:.0f} | "
+        lines.append(f"| {label} | {s['runs']} | {s['wall']:.2f} | {spread(s['walls'])} | {s['cpu']:.2f} | {s['rss'] / MiB:.0f} | "
                      f"{s['rss'] / s['input']:.2f}x | {against} ({s['input'] / MiB:.1f} MiB) |")
+if inside:
+    v = list(inside.values())
+    lines.append(f"| pycocotools: time inside the two COCO() calls (json.load + createIndex) | {len(v)} | "
+                 f"{statistics.median(v):.2f} | {spread(v)} | | | | both JSON |")
 
-pb, fi, fc = stats["pycoco_both"], stats["forge_ingest"], stats["forge_context"]
-lines.append("")
-lines.append("Side by side (captions + instances):")
-lines.append("")
-lines.append("| | pycocotools (COCO x2, one process) | llava-forge ingest | llava-forge ingest + context |")
-lines.append("|---|---:|---:|---:|")
-def cell(s, f):
-    return f(s) if s and s.get("status") == "ok" else "—"
-both_forge = (fi and fi.get("status") == "ok" and fc and fc.get("status") == "ok")
-lines.append("| time (s) | %s | %s | %s |" % (
-    cell(pb, lambda s: f"{s['wall']:.2f}"), cell(fi, lambda s: f"{s['wall']:.2f}"),
-    f"{fi['wall'] + fc['wall']:.2f}" if both_forge else "—"))
-lines.append("| peak RSS (MiB) | %s | %s | %s |" % (
-    cell(pb, lambda s: f"{s['rss'] / MiB:.0f}"), cell(fi, lambda s: f"{s['rss'] / MiB:.0f}"),
-    f"{max(fi['rss'], fc['rss']) / MiB:.0f}" if both_forge else "—"))
-lines.append("| RSS / JSON size | %s | %s | %s |" % (
-    cell(pb, lambda s: f"{s['rss'] / s['input']:.2f}x"), cell(fi, lambda s: f"{s['rss'] / s['input']:.2f}x"),
-    f"{max(fi['rss'], fc['rss']) / fi['input']:.2f}x" if both_forge else "—"))
-ok = lambda s: s and s.get("status") == "ok"
-if ok(pb) and ok(fi):
-    lines.append("| pycocotools_time / llava_forge_time | 1.00 | %.2f | %s |" % (
-        pb["wall"] / fi["wall"], f"{pb['wall'] / (fi['wall'] + fc['wall']):.2f}" if both_forge else "—"))
-else:
-    lines.append("| pycocotools_time / llava_forge_time | — | — | — |")
-import glob, re
-loads = []
-for path in sorted(glob.glob(os.path.join(os.path.dirname(results), "pycoco_both.*.log"))):
-    loads.append(sum(float(x) for x in re.findall(r"annotations, \d+ categories in ([0-9.]+) s", open(path).read())))
-if loads and ok(pb):
+def side_by_side(prefix, title):
+    pb, fi, fc = stats["pycoco_both"], stats[f"{prefix}_ingest"], stats[f"{prefix}_context"]
+    if not (ok(fi) and ok(fc)):
+        return
     lines.append("")
-    lines.append(f"pycocotools time inside the process (json.load + createIndex, both files): "
-                 f"{statistics.median(loads):.2f} s; the rest of its wall time is interpreter start-up "
-                 f"and freeing the Python objects at exit.")
+    lines.append(f"{title} (captions + instances; ratios are per run, then the median):")
+    lines.append("")
+    lines.append("| | pycocotools (COCO x2, one process) | llava-forge ingest | llava-forge ingest + context |")
+    lines.append("|---|---:|---:|---:|")
+    runs = sorted(set(fi["by_run"]) & set(fc["by_run"]))
+    total = {r: fi["by_run"][r] + fc["by_run"][r] for r in runs}
+    lines.append("| time (s) | %s | %.2f | %.2f |" % (f"{pb['wall']:.2f}" if ok(pb) else "—", fi["wall"], statistics.median(total.values())))
+    lines.append("| peak RSS (MiB) | %s | %.0f | %.0f |" % (f"{pb['rss'] / MiB:.0f}" if ok(pb) else "—", fi["rss"] / MiB, max(fi["rss"], fc["rss"]) / MiB))
+    lines.append("| RSS / JSON size | %s | %.2fx | %.2fx |" % (f"{pb['rss'] / pb['input']:.2f}x" if ok(pb) else "—", fi["rss"] / fi["input"], max(fi["rss"], fc["rss"]) / fi["input"]))
+    if ok(pb):
+        def ratios(num):
+            rs = [num[r] / total[r] for r in runs if r in num]
+            ri = [num[r] / fi["by_run"][r] for r in runs if r in num]
+            return rs, ri
+        rs, ri = ratios(pb["by_run"])
+        lines.append("| pycocotools process wall / llava-forge | 1.00 | %.2f (%s) | **%.2f** (%s) |" % (
+            statistics.median(ri), spread(ri), statistics.median(rs), spread(rs)))
+        if inside:
+            rs, ri = ratios(inside)
+            if rs:
+                lines.append("| time inside COCO() / llava-forge (the goal: ≥ 5) | — | %.2f (%s) | **%.2f** (%s) |" % (
+                    statistics.median(ri), spread(ri), statistics.median(rs), spread(rs)))
+
+side_by_side("forge", "Side by side")
+side_by_side("base", "Baseline build, same runs")
+
+# Per-phase times of `ingest --timings` (median over runs).
+phases = {}
+for path in sorted(glob.glob(os.path.join(out_dir, "forge_ingest.*.log"))):
+    if path.rsplit(".", 2)[1] not in this_run("forge_ingest"):
+        continue
+    for name, secs in re.findall(r"^timing: (.+) ([0-9.]+) s$", open(path).read(), re.M):
+        phases.setdefault(name, []).append(float(secs))
+if phases:
+    lines.append("")
+    lines.append("llava-forge ingest phases (`--timings`, median s; parse runs on two threads, so phases overlap):")
+    lines.append("")
+    lines.append("| phase | s | spread |")
+    lines.append("|---|---:|---:|")
+    for name, v in phases.items():
+        lines.append(f"| {name} | {statistics.median(v):.2f} | {spread(v)} |")
 if forge_note:
     lines.append("")
     lines.append(f"Note: {forge_note}")

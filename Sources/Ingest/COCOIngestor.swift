@@ -32,12 +32,20 @@ public struct IngestOptions: Sendable {
     public var imagesDir: String?
     /// Turn counted skips (unknown image ids, unknown categories) into fatal errors.
     public var strict = false
+    /// Parse the second file on its own thread while the first is parsed and written (the two
+    /// files are independent until the store-side checks, which run on the database thread).
+    public var parallelParse = true
+    /// Called with (phase, seconds) as the ingest goes: the CLI's `--timings`.
+    public var onPhase: (@Sendable (String, Double) -> Void)?
 
-    public init(captionsPath: String? = nil, instancesPath: String? = nil, imagesDir: String? = nil, strict: Bool = false) {
+    public init(captionsPath: String? = nil, instancesPath: String? = nil, imagesDir: String? = nil, strict: Bool = false,
+                parallelParse: Bool = true, onPhase: (@Sendable (String, Double) -> Void)? = nil) {
         self.captionsPath = captionsPath
         self.instancesPath = instancesPath
         self.imagesDir = imagesDir
         self.strict = strict
+        self.parallelParse = parallelParse
+        self.onPhase = onPhase
     }
 }
 
@@ -48,55 +56,93 @@ public struct COCOIngestor {
 
     public init(database: ForgeDatabase) { self.database = database }
 
+    /// The CLI's entry point. A database file that does not exist yet is built whole beside the
+    /// target and renamed into place (`NewDatabaseBuild`: no WAL, no fsync while loading, and a
+    /// crash leaves no database rather than half of one); an existing database is ingested into
+    /// in place with `ingest(_:)` — WAL, one transaction, upserts.
+    public static func ingest(databaseAt path: String, _ options: IngestOptions) throws -> [IngestFileReport] {
+        let fm = FileManager.default
+        // A stray -wal without its database would be replayed into a new file: leave that case
+        // to the ordinary path, which behaves as before.
+        if fm.fileExists(atPath: path) || fm.fileExists(atPath: path + "-wal") {
+            return try COCOIngestor(database: try ForgeDatabase(path: path)).ingest(options)
+        }
+        return try NewDatabaseBuild(path: path).run(options)
+    }
+
+    /// Ingests into this (existing, open) database in one transaction.
     public func ingest(_ options: IngestOptions) throws -> [IngestFileReport] {
-        var files: [(String, COCOFileKind)] = []
-        if let p = options.captionsPath { files.append((p, .captions)) }
-        if let p = options.instancesPath { files.append((p, .instances)) }
-        guard !files.isEmpty else { throw ForgeError(.usage, "give --captions and/or --instances") }
         // Map before opening the transaction so a missing file fails fast.
-        let mapped = try files.map { (try MappedFile(path: $0.0), $0.1) }
+        let mapped = try Self.mapFiles(options)
+        var clock = PhaseClock(observer: options.onPhase)
         return try database.pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA cache_size = -262144")  // 256 MB page cache while bulk loading
+            defer { try? db.execute(sql: "PRAGMA cache_size = -65536") }  // ForgeDatabase's default
             var reports: [IngestFileReport] = []
             try db.inTransaction {
-                // Secondary indexes are dropped and rebuilt around the load: rows arrive in file
-                // order (random image ids), so maintaining (image_id, seq) per row costs a random
-                // B-tree descent each, while CREATE INDEX sorts once. Same transaction: a failure
-                // rolls the drop back too.
-                for index in ForgeSchema.imageLookupIndexes { try db.execute(sql: "DROP INDEX IF EXISTS \(index.name)") }
-                for (file, kind) in mapped {
-                    reports.append(try ingestFile(file, kind: kind, db: db, strict: options.strict))
-                }
-                for index in ForgeSchema.imageLookupIndexes { try db.execute(sql: index.create) }
-                if let dir = options.imagesDir {
-                    try checkImages(dir: dir, db: db, reports: &reports)
-                }
+                reports = try Self.load(mapped, db: db, options: options, clock: &clock)
                 return .commit
             }
-            try db.execute(sql: "PRAGMA cache_size = -65536")  // ForgeDatabase's default
+            clock.lap("commit")
             return reports
         }
     }
 
-    private func ingestFile(_ file: MappedFile, kind: COCOFileKind, db: Database, strict: Bool) throws -> IngestFileReport {
-        let started = Date()
+    static func mapFiles(_ options: IngestOptions) throws -> [(MappedFile, COCOFileKind)] {
+        var files: [(String, COCOFileKind)] = []
+        if let p = options.captionsPath { files.append((p, .captions)) }
+        if let p = options.instancesPath { files.append((p, .instances)) }
+        guard !files.isEmpty else { throw ForgeError(.usage, "give --captions and/or --instances") }
+        return try files.map { (try MappedFile(path: $0.0), $0.1) }
+    }
+
+    /// Parses and writes every file inside the caller's transaction.
+    static func load(_ files: [(MappedFile, COCOFileKind)], db: Database, options: IngestOptions, clock: inout PhaseClock) throws -> [IngestFileReport] {
         guard let handle = db.sqliteConnection else { throw ForgeError(.database, "no connection") }
-        var sink = try StoreSink(handle: handle, path: file.path, kind: kind, size: file.count)
-        try COCOReader(kind: kind).read(file, into: &sink)
-        try sink.finish(db: db, strict: strict)
-        var report = sink.report
-        report.seconds = Date().timeIntervalSince(started)
+        // Later files parse on their own thread from the start; the first one parses here.
+        let jobs = files.map { ParseJob(file: $0.0, kind: $0.1) }
+        if options.parallelParse { for job in jobs.dropFirst() { job.start() } }
+        defer { for job in jobs { job.wait() } }  // never unmap a file another thread still reads
+
+        // Secondary indexes are dropped and rebuilt around the load: rows arrive in file
+        // order (random image ids), so maintaining (image_id, seq) per row costs a random
+        // B-tree descent each, while CREATE INDEX sorts once. Same transaction: a failure
+        // rolls the drop back too.
+        for index in ForgeSchema.imageLookupIndexes { try db.execute(sql: "DROP INDEX IF EXISTS \(index.name)") }
+        let writer = try StoreWriter(handle: handle)
+        var reports: [IngestFileReport] = []
+        for job in jobs {
+            if !job.started { job.runHere() }
+            job.wait()
+            clock.report("\(job.kind.rawValue): parse", seconds: job.seconds)
+            clock.lap("\(job.kind.rawValue): wait for parse")
+            var buffer = try job.takeResult()
+            let writeStarted = DispatchTime.now().uptimeNanoseconds
+            var report = try writer.write(&buffer, strict: options.strict, clock: &clock)
+            report.seconds = job.seconds + Double(DispatchTime.now().uptimeNanoseconds - writeStarted) / 1e9
+            try recordIngest(report, db: db)
+            reports.append(report)
+        }
+        for index in ForgeSchema.imageLookupIndexes { try db.execute(sql: index.create) }
+        clock.lap("indexes")
+        if let dir = options.imagesDir {
+            try checkImages(dir: dir, db: db, reports: &reports)
+            clock.lap("images folder")
+        }
+        return reports
+    }
+
+    private static func recordIngest(_ report: IngestFileReport, db: Database) throws {
         let skippedJSON = String(decoding: try JSONEncoder().encode(report.skipped.merging(report.notices.mapKeys { "notice:" + $0 }) { a, _ in a }), as: UTF8.self)
         try db.execute(
             sql: """
             INSERT INTO ingests(path, kind, size_bytes, images, captions, boxes, categories, skipped_json, seconds)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            arguments: [file.path, kind.rawValue, file.count, report.images, report.captions, report.boxes, report.categories, skippedJSON, report.seconds])
-        return report
+            arguments: [report.path, report.kind, report.sizeBytes, report.images, report.captions, report.boxes, report.categories, skippedJSON, report.seconds])
     }
 
-    private func checkImages(dir: String, db: Database, reports: inout [IngestFileReport]) throws {
+    private static func checkImages(dir: String, db: Database, reports: inout [IngestFileReport]) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw ForgeError(.io, "images directory does not exist", file: dir)
@@ -114,6 +160,57 @@ public struct COCOIngestor {
             reports[reports.count - 1].notices["image_file_missing", default: 0] += missing
             reports[reports.count - 1].examples["image_file_missing"] = examples
         }
+    }
+}
+
+/// One file's parse, run on the calling thread or on its own.
+final class ParseJob: @unchecked Sendable {
+    let file: MappedFile
+    let kind: COCOFileKind
+    private(set) var started = false
+    private(set) var seconds = 0.0
+    private var result: Result<COCORecordBuffer, Error>?
+    private let done = DispatchSemaphore(value: 0)
+    private var waited = false
+
+    init(file: MappedFile, kind: COCOFileKind) {
+        self.file = file
+        self.kind = kind
+    }
+
+    /// Parses on a thread of its own.
+    func start() {
+        started = true
+        Thread.detachNewThread { [self] in self.parse() }
+    }
+
+    func runHere() {
+        started = true
+        parse()
+    }
+
+    private func parse() {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        result = Result {
+            var buffer = COCORecordBuffer(path: file.path, kind: kind, size: file.count)
+            try COCOReader(kind: kind).read(file, into: &buffer)
+            return buffer
+        }
+        seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        done.signal()
+    }
+
+    /// Blocks until the parse has finished (at once if it never started).
+    func wait() {
+        guard started, !waited else { return }
+        done.wait()
+        waited = true
+    }
+
+    func takeResult() throws -> COCORecordBuffer {
+        guard let result else { throw ForgeError(.io, "parse of \(file.path) did not run") }
+        self.result = nil
+        return try result.get()
     }
 }
 

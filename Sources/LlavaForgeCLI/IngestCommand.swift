@@ -10,7 +10,8 @@ struct Ingest: ParsableCommand {
         discussion: """
         Keeps images (id, file_name, width, height), captions and boxes in file order, and
         categories. Re-ingesting the same files is idempotent. One transaction: a bad file leaves
-        the database unchanged. Annotations that reference unknown image ids are skipped and
+        the database unchanged; a database that does not exist yet is built beside the target and
+        only moved into place when complete. Annotations that reference unknown image ids are skipped and
         counted (--strict makes them fatal).
         """)
 
@@ -20,15 +21,19 @@ struct Ingest: ParsableCommand {
     @OptionGroup var database: DatabaseOption
     @Flag(help: "Fail on annotations that reference unknown image ids instead of skipping them.") var strict = false
     @Flag(help: "Print the report as JSON.") var json = false
+    @Flag(help: "Print how long each phase took (parse, checks, writes, indexes, commit) to stderr.") var timings = false
 
     func run() throws {
         try runReportingErrors {
             guard captions != nil || instances != nil else {
                 throw ForgeError(.usage, "give --captions FILE and/or --instances FILE")
             }
-            let db = try ForgeDatabase(path: database.db)
-            let reports = try COCOIngestor(database: db).ingest(
-                IngestOptions(captionsPath: captions, instancesPath: instances, imagesDir: images, strict: strict))
+            var options = IngestOptions(captionsPath: captions, instancesPath: instances, imagesDir: images, strict: strict)
+            if timings {
+                options.onPhase = { phase, seconds in printErr("timing: \(phase) \(String(format: "%.3f", seconds)) s") }
+            }
+            // A new database file is built beside the target and moved into place when complete.
+            let reports = try COCOIngestor.ingest(databaseAt: database.db, options)
             if json {
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.prettyPrinted, .sortedKeys]
