@@ -288,9 +288,14 @@ final class ServerTests: XCTestCase {
             if choice["finish_reason"] as? String == "stop" {
                 let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(content.utf8)) as? [String: Any], content)
                 XCTAssertEqual(Set(object.keys), ["ok", "n"], content)
-                XCTAssertTrue(content.hasPrefix("{\"ok\":") || content.hasPrefix("{ \"ok\":"), "properties in schema order: \(content)")
+                XCTAssertTrue(object["ok"] is Bool, content)
             } else {
-                XCTAssertTrue(content.hasPrefix("{"), "a truncated answer is still a JSON prefix: \(content)")
+                // A random model spends its budget on the (bounded) whitespace the grammar allows,
+                // but what it wrote is a prefix of a JSON object of this schema.
+                let trimmed = content.drop { $0 == " " || $0 == "\n" || $0 == "\r" || $0 == "\t" }
+                XCTAssertTrue(trimmed.hasPrefix("{"), "a truncated answer is still a JSON prefix: \(r.text)")
+                let compact = content.filter { !" \n\r\t".contains($0) }
+                XCTAssertTrue(compact.hasPrefix("{\"ok\":") || compact.hasPrefix("{\"n\":") || compact.count < 4, "only schema keys: \(compact)")
             }
             let bad = try RawHTTP.post(port: port, chatBody(hello, ["max_tokens": 8,
                 "response_format": ["type": "json_schema", "json_schema": ["name": "x", "schema": ["type": "string", "pattern": "^a+$"]]]]))
