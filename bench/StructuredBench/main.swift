@@ -162,6 +162,7 @@ for type in types {
 
         var ok = 0, truncated = 0, tokens = 0
         var reasons: [String: Int] = [:]
+        var failures: [[String: Any]] = []
         var maskSeconds = 0.0, maskSteps = 0
         var example = ""
         for (i, ann) in images.enumerated() {
@@ -176,8 +177,12 @@ for type in types {
             if result.finishReason == .length {
                 truncated += 1
                 reasons["truncated", default: 0] += 1
+                // What a truncated answer spent its budget on (the tail shows a loop or escapes).
+                failures.append(["image_id": ann.imageID, "reason": "truncated", "tokens": result.tokens.count,
+                                 "characters": text.count, "tail": String(text.suffix(300))])
             } else if case .failure(let f) = built {
                 reasons[f.reason, default: 0] += 1
+                failures.append(["image_id": ann.imageID, "reason": f.reason, "tokens": result.tokens.count, "tail": String(text.suffix(300))])
             } else {
                 ok += 1
             }
@@ -197,7 +202,7 @@ for type in types {
                                      "parse_rate": Double(ok) / Double(max(1, images.count)), "truncated": truncated, "reasons": reasons,
                                      "completion_tokens": tokens, "seconds": seconds, "max_tokens": maxTokens,
                                      "sampling": greedy ? "greedy" : "temperature \(spec.temperature)", "example": example,
-                                     "errors": collector.errors]
+                                     "errors": collector.errors, "failures": failures]
         if structured {
             fields["mask_ms_per_token"] = maskSteps > 0 ? maskSeconds / Double(maskSteps) * 1000 : 0
             fields["mask_steps"] = maskSteps
