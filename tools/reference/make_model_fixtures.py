@@ -255,67 +255,28 @@ def smollm2(path):
     print("smollm2 ids", ids, "greedy", generated, repr(case["greedy_text"]), "min margin", margin)
 
 
-def permute_for_gguf(weight, heads):
-    """llama.cpp's convert_hf_to_gguf permutation of Q/K rows (for ggml's interleaved RoPE)."""
-    return weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
-
-
 def tiny_llama_gguf():
     """The tiny Llama written as a llama.cpp-style GGUF (Q8_0 matrices, F32 norms, Q/K permuted,
     tied head: no output.weight), then loaded back by transformers' GGUF path — so CI covers the
     metadata → config mapping, the un-permutation and dequantization without the real model."""
-    import gguf
     from transformers import AutoModelForCausalLM
+    from gguf_fixture_writer import write_llama_gguf
     source = os.path.join(OUT, "tiny_llama")
     config = json.load(open(os.path.join(source, "model", "config.json")))
     state = {k: v.numpy() for k, v in load_file(os.path.join(source, "model", "model.safetensors")).items()}
-    heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
     out = os.path.join(OUT, "tiny_llama_gguf")
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "tiny_llama.Q8_0.gguf")
-    writer = gguf.GGUFWriter(path, "llama")
-    writer.add_name("tiny-llama")
-    writer.add_context_length(config["max_position_embeddings"])
-    writer.add_embedding_length(config["hidden_size"])
-    writer.add_block_count(config["num_hidden_layers"])
-    writer.add_feed_forward_length(config["intermediate_size"])
-    writer.add_head_count(heads)
-    writer.add_head_count_kv(kv_heads)
-    writer.add_rope_dimension_count(config["hidden_size"] // heads)
-    writer.add_rope_freq_base(config["rope_parameters"]["rope_theta"] if "rope_parameters" in config else config["rope_theta"])
-    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
-    writer.add_bos_token_id(config["bos_token_id"])
-    writer.add_eos_token_id(config["eos_token_id"])
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list([f"<t{i}>" for i in range(config["vocab_size"])])
-    writer.add_token_scores([0.0] * config["vocab_size"])
-    writer.add_token_types([1] * config["vocab_size"])
-    names = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
-             "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm",
-             "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
 
-    def add(name, array):
-        array = np.ascontiguousarray(array.astype(np.float32))
-        if array.ndim == 2:
-            writer.add_tensor(name, gguf.quants.quantize(array, gguf.GGMLQuantizationType.Q8_0),
-                              raw_dtype=gguf.GGMLQuantizationType.Q8_0)
-        else:
-            writer.add_tensor(name, array)
+    def add_tokenizer(writer):
+        writer.add_bos_token_id(config["bos_token_id"])
+        writer.add_eos_token_id(config["eos_token_id"])
+        writer.add_tokenizer_model("llama")
+        writer.add_token_list([f"<t{i}>" for i in range(config["vocab_size"])])
+        writer.add_token_scores([0.0] * config["vocab_size"])
+        writer.add_token_types([1] * config["vocab_size"])
 
-    add("token_embd.weight", state["model.embed_tokens.weight"])
-    for i in range(config["num_hidden_layers"]):
-        for hf, short in names.items():
-            weight = state[f"model.layers.{i}.{hf}.weight"]
-            if short == "attn_q":
-                weight = permute_for_gguf(weight, heads)
-            elif short == "attn_k":
-                weight = permute_for_gguf(weight, kv_heads)
-            add(f"blk.{i}.{short}.weight", weight)
-    add("output_norm.weight", state["model.norm.weight"])
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_llama_gguf(path, "tiny-llama", config, state, config["max_position_embeddings"], add_tokenizer)
 
     ids = json.load(open(os.path.join(source, "case.json")))["input_ids"]
     model = AutoModelForCausalLM.from_pretrained(out, gguf_file=os.path.basename(path), dtype=torch.float32).eval()
