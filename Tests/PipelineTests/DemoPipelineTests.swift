@@ -37,7 +37,7 @@ final class DemoPipelineTests: XCTestCase {
     /// answer for every context mentioning a flag (exact duplicates). Records arrival times.
     final class FakeLLM: @unchecked Sendable {
         let lock = NSLock()
-        var requests: [(type: String, context: String, at: Double)] = []
+        var requests: [(type: String, context: String, at: Double, system: String)] = []
         static let delay = 0.05
 
         func answer(_ r: MockOpenAIServer.Request) -> MockOpenAIServer.Action {
@@ -45,7 +45,7 @@ final class DemoPipelineTests: XCTestCase {
             let system = messages.first?["content"] as? String ?? ""
             let context = messages.last?["content"] as? String ?? ""
             let type = system.contains("detailed description") ? "detail" : (system.contains("real reasoning") ? "reasoning" : "conversation")
-            lock.lock(); requests.append((type, context, Date().timeIntervalSinceReferenceDate)); lock.unlock()
+            lock.lock(); requests.append((type, context, Date().timeIntervalSinceReferenceDate, system)); lock.unlock()
             let caption = String(context.split(separator: "\n").first ?? "").trimmingCharacters(in: .whitespaces)
             let text: String
             switch type {
@@ -64,7 +64,7 @@ final class DemoPipelineTests: XCTestCase {
             return .respond(status: status, headers: headers, body: body, delay: Self.delay)
         }
 
-        func snapshot() -> [(type: String, context: String, at: Double)] { lock.lock(); defer { lock.unlock() }; return requests }
+        func snapshot() -> [(type: String, context: String, at: Double, system: String)] { lock.lock(); defer { lock.unlock() }; return requests }
 
         /// Most requests that were being answered at the same moment.
         func maxOverlap() -> Int {
@@ -171,7 +171,8 @@ final class DemoPipelineTests: XCTestCase {
         let after = llm.snapshot()
         XCTAssertEqual(after.count, 19)
         XCTAssertEqual(after.suffix(4).map(\.type), ["detail", "detail", "detail", "detail"])
-        XCTAssertTrue(after.suffix(4).allSatisfy { _ in true })
+        XCTAssertTrue(after.suffix(4).allSatisfy { $0.system.contains("Keep it under 120 words.") }, "the rerun sends the edited system message")
+        XCTAssertFalse(after.prefix(15).contains { $0.system.contains("Keep it under 120 words.") })
         XCTAssertEqual(try count("SELECT count(*) FROM samples WHERE type = 'detail' AND status = 'superseded'"), 4)
         XCTAssertEqual(try count("SELECT count(*) FROM samples WHERE type = 'detail' AND status = 'ok'"), 4)
         XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: exportDir).contains("detail_4.json"))
