@@ -99,6 +99,7 @@ final class JSONParserTests: XCTestCase {
         XCTAssertEqual(try parse(#""\"\\\/\b\f\n\r\t""#).string, "\"\\/\u{08}\u{0C}\n\r\t")
         XCTAssertEqual(try parse(#""x\u00e9\u00E9\u0000\ud83d\ude00y""#).string, "xéé\u{0}😀y")
         XCTAssertEqual(try parse("\"é😀 raw UTF-8\"").string, "é😀 raw UTF-8")
+        XCTAssertEqual(try parse("[\"\", \"\\/\"]"), .array([.string(""), .string("/")]))
         // Lone surrogates: an error by default, U+FFFD on request (the next escape read on its own).
         for lone in [#""\ud800""#, #""\udc00""#, #""\ud800x""#, #""\ud800\u0041""#, #""\ude00\ud83d""#] {
             XCTAssertTrue(syntaxError(lone)?.message.contains("unpaired surrogate") ?? false, lone)

@@ -309,7 +309,7 @@ private struct Reader {
         while position < count {
             let b = base[position]
             if b == UInt8(ascii: "\"") {
-                let text = try utf8(base + start, position - start, offset: start)
+                let text = try utf8(UnsafeBufferPointer(start: base + start, count: position - start), offset: start)
                 position += 1
                 return text
             }
@@ -323,7 +323,7 @@ private struct Reader {
             let b = base[position]
             if b == UInt8(ascii: "\"") {
                 position += 1
-                return try scratch.withUnsafeBufferPointer { try utf8($0.baseAddress!, $0.count, offset: start) }
+                return try scratch.withUnsafeBufferPointer { try utf8($0, offset: start) }
             }
             if b < 0x20 { throw failure("control character \(Reader.describe(b)) in a string (escape it)") }
             if b != UInt8(ascii: "\\") {
@@ -403,8 +403,8 @@ private struct Reader {
 
     /// The bytes as a String; invalid UTF-8 is an error at its first bad byte (RFC 8259 §8.1:
     /// repairing would silently rename keys and tokens).
-    func utf8(_ p: UnsafePointer<UInt8>, _ n: Int, offset: Int) throws -> String {
-        let buffer = UnsafeBufferPointer(start: p, count: n)
+    func utf8(_ buffer: UnsafeBufferPointer<UInt8>, offset: Int) throws -> String {
+        if buffer.isEmpty { return "" }
         if let s = String(validating: buffer, as: UTF8.self) { return s }
         throw failure("invalid UTF-8 in a string", at: offset + Reader.firstInvalidUTF8(buffer))
     }
