@@ -135,6 +135,8 @@ let package = Package(
         .target(name: "MockOpenAI", dependencies: ["ForgeCore"], path: "Tests/MockOpenAI"),
         // The same mock as a process, for bench/generation_bench.sh.
         .executableTarget(name: "forge-mock", dependencies: ["MockOpenAI"], path: "bench/forge-mock"),
+        // The shared JSON parser (RFC cases, numbers, escapes, limits, error positions) and other ForgeCore pieces.
+        .testTarget(name: "ForgeCoreTests", dependencies: ["ForgeCore"]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Store", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ContextTests", dependencies: ["Contexts", "Ingest", "Store", "ForgeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "ForgeCore"]),

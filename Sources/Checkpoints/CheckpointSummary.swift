@@ -241,15 +241,14 @@ public struct CheckpointSummary: Encodable {
     /// tower, or a LLaVA (text_config + vision_config + projector).
     mutating func readConfig(_ path: String) throws {
         let json = try ConfigJSON.load(path)
-        architecture = json["model_type"]?.stringValue
-        architectures = json["architectures"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        name = json["_name_or_path"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
-        let text = json["text_config"]?.objectValue ?? json
-        func add(_ label: String, _ object: [String: JSONValue], _ keys: String...) {
+        architecture = json["model_type"]?.string
+        architectures = json["architectures"]?.array?.compactMap(\.string) ?? []
+        name = json["_name_or_path"]?.string.flatMap { $0.isEmpty ? nil : $0 }
+        let text = json["text_config"]?.object ?? json
+        func add(_ label: String, _ object: JSONObject, _ keys: String...) {
             for key in keys {
                 switch object[key] {
-                case .int(let v)?: hyperparameters.append((label, .int(v))); return
-                case .double(let v)?: hyperparameters.append((label, .double(v))); return
+                case .number(let n)?: hyperparameters.append((label, n.int.map(Value.int) ?? .double(n.double))); return
                 case .string(let v)?: hyperparameters.append((label, .string(v))); return
                 case .bool(let v)?: hyperparameters.append((label, .bool(v))); return
                 default: continue
@@ -267,15 +266,15 @@ public struct CheckpointSummary: Encodable {
         add("context", text, "max_position_embeddings", "n_positions")
         add("rope_theta", text, "rope_theta")
         // transformers ≥ 5 moved it into rope_parameters (with rope_type).
-        if hyperparameter("rope_theta") == nil, let rope = text["rope_parameters"]?.objectValue {
+        if hyperparameter("rope_theta") == nil, let rope = text["rope_parameters"]?.object {
             add("rope_theta", rope, "rope_theta")
-            if rope["rope_type"]?.stringValue != "default" { add("rope_type", rope, "rope_type") }
+            if rope["rope_type"]?.string != "default" { add("rope_type", rope, "rope_type") }
         }
         add("rms_norm_eps", text, "rms_norm_eps")
         add("tie_word_embeddings", text, "tie_word_embeddings")
         add("hidden_act", text, "hidden_act")
         add("torch_dtype", json, "torch_dtype", "dtype")
-        if let vision = json["vision_config"]?.objectValue {
+        if let vision = json["vision_config"]?.object {
             add("vision_model_type", vision, "model_type")
             add("vision_layers", vision, "num_hidden_layers")
             add("vision_hidden", vision, "hidden_size")
@@ -312,10 +311,10 @@ public struct CheckpointSummary: Encodable {
 
 /// config.json and friends, parsed with the checkpoint JSON parser (exact integers, byte offsets in errors).
 enum ConfigJSON {
-    static func load(_ path: String) throws -> [String: JSONValue] {
+    static func load(_ path: String) throws -> JSONObject {
         let file = try MappedFile(path: path)
         do {
-            guard let object = try JSONValue.parse(UnsafeRawBufferPointer(file.bytes)).objectValue else {
+            guard let object = try JSONParser.parse(UnsafeRawBufferPointer(file.bytes), options: .checkpoint).object else {
                 throw ForgeError(.badInput, "not a JSON object", file: path)
             }
             return object
@@ -334,15 +333,15 @@ enum TokenizerFiles {
         if FileManager.default.fileExists(atPath: config) {
             let object = try ConfigJSON.load(config)
             files.append(CheckpointSummary.fileEntry(config))
-            tokenizerClass = object["tokenizer_class"]?.stringValue
+            tokenizerClass = object["tokenizer_class"]?.string
             if let tokenizerClass { details.append("class \(tokenizerClass)") }
             if object["chat_template"] != nil { details.append("chat template") }
         }
         if FileManager.default.fileExists(atPath: json) {
             let object = try ConfigJSON.load(json)
             files.append(CheckpointSummary.fileEntry(json))
-            let model = object["model"]?.objectValue
-            if let pre = object["pre_tokenizer"]?.objectValue?["type"]?.stringValue { details.insert("pre-tokenizer \(pre)", at: 0) }
+            let model = object["model"]?.object
+            if let pre = object["pre_tokenizer"]?.object?["type"]?.string { details.insert("pre-tokenizer \(pre)", at: 0) }
             if model?["byte_fallback"] == .bool(true) { details.append("byte fallback") }
             let vocab: Int?
             switch model?["vocab"] {
@@ -350,9 +349,9 @@ enum TokenizerFiles {
             case .array(let entries)?: vocab = entries.count  // Unigram: [[piece, score], …]
             default: vocab = nil
             }
-            return CheckpointSummary.Tokenizer(source: "tokenizer.json", model: model?["type"]?.stringValue, vocabSize: vocab,
-                                               merges: model?["merges"]?.arrayValue?.count,
-                                               addedTokens: object["added_tokens"]?.arrayValue?.count, details: details)
+            return CheckpointSummary.Tokenizer(source: "tokenizer.json", model: model?["type"]?.string, vocabSize: vocab,
+                                               merges: model?["merges"]?.array?.count,
+                                               addedTokens: object["added_tokens"]?.array?.count, details: details)
         }
         if FileManager.default.fileExists(atPath: sentencePiece) {
             files.append(CheckpointSummary.fileEntry(sentencePiece))

@@ -73,19 +73,19 @@ public final class SafeTensorsCheckpoint: TensorSource {
         let text = try MappedFile(path: index)
         let json: JSONValue
         do {
-            json = try JSONValue.parse(UnsafeRawBufferPointer(text.bytes))
+            json = try JSONParser.parse(UnsafeRawBufferPointer(text.bytes), options: .checkpoint)
         } catch let error as JSONSyntaxError {
             throw ForgeError(.badInput, "not valid JSON: \(error.message)", file: index, location: "byte \(error.offset)")
         }
-        guard let weightMap = json.objectValue?["weight_map"]?.objectValue else {
+        guard let weightMap = json.object?["weight_map"]?.object else {
             throw ForgeError(.badInput, "no \"weight_map\" object", file: index, location: "weight_map")
         }
         let folder = URL(fileURLWithPath: index).deletingLastPathComponent()
         var shards: [String: SafeTensorsFile] = [:]
         var owner: [String: SafeTensorsFile] = [:]
-        for tensor in weightMap.keys.sorted() {
-            let value = weightMap[tensor]!
-            guard let shardName = value.stringValue, !shardName.isEmpty else {
+        // Keys are unique (duplicates are rejected), so sorting the members orders the tensors.
+        for (tensor, value) in weightMap.members.sorted(by: { $0.key < $1.key }) {
+            guard let shardName = value.string, !shardName.isEmpty else {
                 throw ForgeError(.badInput, "shard must be a file name string", file: index, location: "weight_map['\(tensor)']")
             }
             // Shards live next to the index; refuse anything that would escape that folder.

@@ -53,12 +53,12 @@ public final class SafeTensorsFile: TensorSource {
         }
         let header: JSONValue
         do {
-            header = try JSONValue.parse(headerBytes)
+            header = try JSONParser.parse(headerBytes, options: .checkpoint)
         } catch let error as JSONSyntaxError {
             throw ForgeError(.badInput, "header is not valid JSON: \(error.message)", file: path,
                              location: "header byte \(error.offset) (file byte \(8 + error.offset))")
         }
-        guard let fields = header.objectValue else {
+        guard let fields = header.object else {
             throw ForgeError(.badInput, "header JSON is not an object", file: path, location: "header")
         }
         let dataStart = 8 + headerLength
@@ -118,12 +118,12 @@ public final class SafeTensorsFile: TensorSource {
     }
 
     private static func parseMetadata(_ value: JSONValue, path: String) throws -> [String: String] {
-        guard let object = value.objectValue else {
+        guard let object = value.object else {
             throw ForgeError(.badInput, "__metadata__ is not an object", file: path, location: "__metadata__")
         }
         var metadata: [String: String] = [:]
         for (key, item) in object {
-            guard let text = item.stringValue else {
+            guard let text = item.string else {
                 throw ForgeError(.badInput, "metadata values must be strings, found \(item.summaryText)",
                                  file: path, location: "__metadata__.\(key)")
             }
@@ -135,15 +135,15 @@ public final class SafeTensorsFile: TensorSource {
     private static func parseEntry(name: String, _ value: JSONValue, dataCount: Int, path: String) throws -> (info: TensorInfo, begin: Int) {
         let location = "tensor '\(name)'"
         func fail(_ message: String) -> ForgeError { ForgeError(.badInput, message, file: path, location: location) }
-        guard let fields = value.objectValue else { throw fail("entry is not an object") }
-        guard let dtypeName = fields["dtype"]?.stringValue else { throw fail("missing or non-string \"dtype\"") }
+        guard let fields = value.object else { throw fail("entry is not an object") }
+        guard let dtypeName = fields["dtype"]?.string else { throw fail("missing or non-string \"dtype\"") }
         guard let dtype = TensorDType.safeTensors(named: dtypeName) else {
             if TensorDType.knownUnsupportedSafeTensorsNames.contains(dtypeName) {
                 throw fail("dtype \(dtypeName) is not supported (F32, F16, BF16, I64, I32, U8, BOOL are)")
             }
             throw fail("unknown dtype '\(dtypeName)'")
         }
-        guard let shapeValues = fields["shape"]?.arrayValue else { throw fail("missing or non-array \"shape\"") }
+        guard let shapeValues = fields["shape"]?.array else { throw fail("missing or non-array \"shape\"") }
         guard shapeValues.count <= maximumRank else { throw fail("shape has \(shapeValues.count) dimensions (limit \(maximumRank))") }
         var shape: [Int] = []
         var elements = 1
@@ -151,7 +151,7 @@ public final class SafeTensorsFile: TensorSource {
         // the dimensions (in any order) can overflow, even when another dimension is 0.
         var nonZeroProduct = 1
         for dimension in shapeValues {
-            guard let size = dimension.intValue, size >= 0 else {
+            guard let size = dimension.int, size >= 0 else {
                 throw fail("shape \(JSONValue.array(shapeValues).summaryText) has a dimension that is not a non-negative integer")
             }
             let (product, overflow) = nonZeroProduct.multipliedReportingOverflow(by: max(size, 1))
@@ -163,8 +163,8 @@ public final class SafeTensorsFile: TensorSource {
             elements *= size
             shape.append(size)
         }
-        guard let offsets = fields["data_offsets"]?.arrayValue, offsets.count == 2,
-              let begin = offsets[0].intValue, let end = offsets[1].intValue else {
+        guard let offsets = fields["data_offsets"]?.array, offsets.count == 2,
+              let begin = offsets[0].int, let end = offsets[1].int else {
             throw fail("\"data_offsets\" must be [begin, end] integers")
         }
         guard begin >= 0, end >= begin else { throw fail("data_offsets [\(begin), \(end)] are not an increasing pair of offsets") }
@@ -175,5 +175,25 @@ public final class SafeTensorsFile: TensorSource {
             throw fail("data_offsets [\(begin), \(end)] span \(end - begin) bytes, shape \(shape) of \(dtype) needs \(elements * dtype.blockBytes)")
         }
         return (TensorInfo(name: name, dtype: dtype, shape: shape, byteCount: expected), begin)
+    }
+}
+
+extension JSONParseOptions {
+    /// safetensors headers, shard indexes and config.json: a repeated key is an error (it would
+    /// hide a tensor); lone surrogates become U+FFFD, as Python-written files may contain them.
+    static let checkpoint = JSONParseOptions(duplicateKeys: .reject, loneSurrogates: .replace)
+}
+
+extension JSONValue {
+    /// A short rendering for reports: strings unquoted, numbers as written.
+    var summaryText: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return String(b)
+        case .number(let n): return n.text
+        case .string(let s): return s
+        case .array(let a): return "[" + a.map(\.summaryText).joined(separator: ", ") + "]"
+        case .object(let o): return "{\(o.count) keys}"
+        }
     }
 }

@@ -173,9 +173,9 @@ public struct DatasetStats: Codable, Sendable, Equatable {
             let a = of(type)
             a.turns.append(turns)
             guard let text else { continue }
-            let conversation: OrderedJSON
+            let conversation: JSONValue
             do {
-                conversation = try OrderedJSON.parse(text)
+                conversation = try JSONParser.parse(text, options: .export)
             } catch {
                 throw ForgeError(.badInput, "conversations_json of sample \(id) is not valid JSON (\(error))", file: databasePath, location: "samples.id = \(id)")
             }

@@ -95,7 +95,7 @@ public enum Inspector {
         out.append(terminated(item.context ?? "(no request row)"))
         if let text = item.conversationsText {
             out.append("--- conversation (\(item.turns) turn\(item.turns == 1 ? "" : "s")) ---\n")
-            if let parsed = try? OrderedJSON.parse(text), case .array = parsed {
+            if let parsed = try? JSONParser.parse(text, options: .export), case .array = parsed {
                 for t in parsed.turns {
                     out.append(labelled(t.from, t.value))
                 }
@@ -129,31 +129,31 @@ public enum Inspector {
     // MARK: JSON
 
     static func renderJSON(_ items: [Item]) -> String {
-        func str(_ s: String?) -> OrderedJSON { s.map { .string($0) } ?? .null }
-        func int(_ n: Int?) -> OrderedJSON { n.map { .number(String($0)) } ?? .null }
-        let array: [OrderedJSON] = items.map { item in
-            var conversations: OrderedJSON = .null
+        func str(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
+        func int(_ n: Int?) -> JSONValue { n.map { .integer($0) } ?? .null }
+        let array: [JSONValue] = items.map { item in
+            var conversations: JSONValue = .null
             if let text = item.conversationsText {
-                conversations = (try? OrderedJSON.parse(text)) ?? .string(text)
+                conversations = (try? JSONParser.parse(text, options: .export)) ?? .string(text)
             }
             return .object([
-                ("sample_id", .number(String(item.sampleID))),
-                ("type", .string(item.type)),
-                ("image_id", .number(String(item.imageID))),
-                ("file_name", str(item.fileName)),
-                ("status", .string(item.status)),
-                ("reason", str(item.reason)),
-                ("request_id", .number(String(item.requestID))),
-                ("model", str(item.model)),
-                ("prompt_tokens", int(item.promptTokens)),
-                ("completion_tokens", int(item.completionTokens)),
-                ("finish_reason", str(item.finishReason)),
-                ("turns", .number(String(item.turns))),
-                ("context", str(item.context)),
-                ("conversations", conversations),
-                ("response", str(item.response)),
+                "sample_id": .integer(Int(item.sampleID)),
+                "type": .string(item.type),
+                "image_id": .integer(Int(item.imageID)),
+                "file_name": str(item.fileName),
+                "status": .string(item.status),
+                "reason": str(item.reason),
+                "request_id": .integer(Int(item.requestID)),
+                "model": str(item.model),
+                "prompt_tokens": int(item.promptTokens),
+                "completion_tokens": int(item.completionTokens),
+                "finish_reason": str(item.finishReason),
+                "turns": .integer(Int(item.turns)),
+                "context": str(item.context),
+                "conversations": conversations,
+                "response": str(item.response),
             ])
         }
-        return OrderedJSON.array(array).prettyText()
+        return JSONValue.array(array).prettyText()
     }
 }

@@ -128,9 +128,9 @@ public enum LLaVAExporter {
             guard let conversationsText else {
                 throw ForgeError(.badInput, "ok sample \(sampleID) has no conversations", file: databasePath, location: "samples.id = \(sampleID)")
             }
-            let conversations: OrderedJSON
+            let conversations: JSONValue
             do {
-                conversations = try OrderedJSON.parse(conversationsText)
+                conversations = try JSONParser.parse(conversationsText, options: .export)
             } catch {
                 throw ForgeError(.badInput, "conversations_json of sample \(sampleID) is not valid JSON (\(error))", file: databasePath, location: "samples.id = \(sampleID)")
             }

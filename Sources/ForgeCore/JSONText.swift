@@ -44,3 +44,12 @@ public enum JSONText {
         return out
     }
 }
+
+extension JSONText {
+    /// The same escaping, into bytes.
+    public static func appendString(_ s: String, to out: inout [UInt8]) {
+        var text = ""
+        appendString(s, to: &text)
+        out.append(contentsOf: text.utf8)
+    }
+}

@@ -1,3 +1,4 @@
+import ForgeCore
 import Foundation
 
 /// An error answer in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}` with an
@@ -36,7 +37,7 @@ public struct APIError: Error, Equatable, CustomStringConvertible, Sendable {
 
     /// The JSON body.
     public var body: String {
-        "{\"error\":{\"message\":\(JSONNode.quoted(message)),\"type\":\(JSONNode.quoted(type)),"
-            + "\"param\":\(param.map(JSONNode.quoted) ?? "null"),\"code\":\(code.map(JSONNode.quoted) ?? "null")}}"
+        "{\"error\":{\"message\":\(JSONText.quoted(message)),\"type\":\(JSONText.quoted(type)),"
+            + "\"param\":\(param.map(JSONText.quoted) ?? "null"),\"code\":\(code.map(JSONText.quoted) ?? "null")}}"
     }
 }

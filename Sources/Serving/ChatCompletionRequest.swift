@@ -38,8 +38,8 @@ public struct ChatCompletionRequest: Sendable {
 
     /// Parses and validates a request body; every failure is an `APIError` (400).
     public static func parse(_ body: [UInt8], limits: Limits) throws -> ChatCompletionRequest {
-        let root: JSONNode
-        do { root = try JSONNode.parse(body) } catch let e as JSONNodeSyntaxError {
+        let root: JSONValue
+        do { root = try JSONParser.parse(body, options: .requestBody) } catch let e as JSONSyntaxError {
             throw APIError.invalid("the request body is not valid JSON: \(e.description)", param: nil, code: "invalid_json")
         }
         guard case .object = root else { throw APIError.invalid("the request body must be a JSON object, got \(root.typeName)", param: nil) }
@@ -118,7 +118,7 @@ public struct ChatCompletionRequest: Sendable {
 
     // MARK: - Parts
 
-    static func parseMessage(_ node: JSONNode, index: Int, limits: Limits) throws -> ChatTurn {
+    static func parseMessage(_ node: JSONValue, index: Int, limits: Limits) throws -> ChatTurn {
         let at = "messages[\(index)]"
         guard case .object = node else { throw APIError.invalid("each message must be an object, got \(node.typeName)", param: at) }
         var fields = FieldReader(node, prefix: at + ".")
@@ -149,7 +149,7 @@ public struct ChatCompletionRequest: Sendable {
         }
     }
 
-    static func parsePart(_ node: JSONNode, param: String, limits: Limits) throws -> ContentPart {
+    static func parsePart(_ node: JSONValue, param: String, limits: Limits) throws -> ContentPart {
         guard case .object = node else { throw APIError.invalid("a content part must be an object, got \(node.typeName)", param: param) }
         var fields = FieldReader(node, prefix: param + ".")
         guard let type = try fields.string("type") else { throw APIError.invalid("a content part needs a 'type'", param: param + ".type") }
@@ -203,7 +203,7 @@ public struct ChatCompletionRequest: Sendable {
         }
     }
 
-    static func parseStop(_ node: JSONNode?, limits: Limits) throws -> [String] {
+    static func parseStop(_ node: JSONValue?, limits: Limits) throws -> [String] {
         switch node {
         case nil, .null?: return []
         case .string(let s)?: return s.isEmpty ? [] : [s]
@@ -220,7 +220,7 @@ public struct ChatCompletionRequest: Sendable {
         }
     }
 
-    static func parseResponseFormat(_ node: JSONNode?) throws -> ResponseFormat {
+    static func parseResponseFormat(_ node: JSONValue?) throws -> ResponseFormat {
         guard let node, node != .null else { return .text }
         guard case .object = node else { throw APIError.invalid("'response_format' must be an object, got \(node.typeName)", param: "response_format") }
         var fields = FieldReader(node, prefix: "response_format.")
@@ -241,7 +241,7 @@ public struct ChatCompletionRequest: Sendable {
             guard case .object = schema else {
                 throw APIError.invalid("'response_format.json_schema.schema' must be an object, got \(schema.typeName)", param: "response_format.json_schema.schema")
             }
-            return .jsonSchema(name: name, schema: schema.jsonText, strict: strict)
+            return .jsonSchema(name: name, schema: schema.compactText, strict: strict)
         case let other?:
             throw APIError.invalid("response_format type '\(other)' is not supported (text, json_object, json_schema are)", param: "response_format.type")
         }
@@ -251,19 +251,19 @@ public struct ChatCompletionRequest: Sendable {
 /// Typed reads of an object's optional fields; a present field of the wrong type is a 400.
 /// `null` counts as absent, as in OpenAI's API.
 struct FieldReader {
-    let node: JSONNode
+    let node: JSONValue
     let prefix: String
-    init(_ node: JSONNode, prefix: String = "") {
+    init(_ node: JSONValue, prefix: String = "") {
         self.node = node
         self.prefix = prefix
     }
 
-    private func value(_ key: String) -> JSONNode? {
+    private func value(_ key: String) -> JSONValue? {
         guard let v = node[key], v != .null else { return nil }
         return v
     }
 
-    private func mismatch(_ key: String, _ expected: String, _ got: JSONNode) -> APIError {
+    private func mismatch(_ key: String, _ expected: String, _ got: JSONValue) -> APIError {
         APIError.invalid("'\(prefix)\(key)' must be \(expected), got \(got.typeName)", param: prefix + key)
     }
 
@@ -281,16 +281,23 @@ struct FieldReader {
 
     mutating func number(_ key: String) throws -> Double? {
         guard let v = value(key) else { return nil }
-        guard case .number(_, let d, _) = v else { throw mismatch(key, "a number", v) }
-        return d
+        guard case .number(let n) = v else { throw mismatch(key, "a number", v) }
+        return n.double
     }
 
     mutating func integer(_ key: String) throws -> Int64? {
         guard let v = value(key) else { return nil }
-        guard case .number(_, let d, let i) = v else { throw mismatch(key, "an integer", v) }
-        if let i { return i }
+        guard case .number(let n) = v else { throw mismatch(key, "an integer", v) }
+        if let i = n.int { return Int64(i) }
+        let d = n.double
         // 5.0 is an integer in JSON Schema's sense.
         guard d.rounded() == d, abs(d) < 9.0e15 else { throw mismatch(key, "an integer", v) }
         return Int64(d)
     }
+}
+
+extension JSONParseOptions {
+    /// Request bodies: members kept in order with the last of a repeated key winning (as OpenAI's
+    /// Python server reads them); lone surrogates are an error; nesting is capped at 64.
+    static let requestBody = JSONParseOptions(duplicateKeys: .keepAll, loneSurrogates: .reject, maximumDepth: 64)
 }

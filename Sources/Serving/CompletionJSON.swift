@@ -1,3 +1,4 @@
+import ForgeCore
 import Foundation
 import Inference
 
@@ -20,8 +21,8 @@ enum CompletionJSON {
     /// `chat.completion` for a finished request.
     static func completion(_ c: Completion, result: GenerationResult) -> String {
         let text = result.text ?? ""
-        return "{\"id\":\(JSONNode.quoted(c.id)),\"object\":\"chat.completion\",\"created\":\(c.created),\"model\":\(JSONNode.quoted(c.model)),"
-            + "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\(JSONNode.quoted(text)),\"refusal\":null},"
+        return "{\"id\":\(JSONText.quoted(c.id)),\"object\":\"chat.completion\",\"created\":\(c.created),\"model\":\(JSONText.quoted(c.model)),"
+            + "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\(JSONText.quoted(text)),\"refusal\":null},"
             + "\"logprobs\":null,\"finish_reason\":\"\(finishReason(result.finishReason))\"}],"
             + "\"usage\":\(usage(promptTokens: result.promptTokens, completionTokens: result.tokens.count, cachedTokens: result.cachedPromptTokens)),"
             + "\"system_fingerprint\":null}"
@@ -31,9 +32,9 @@ enum CompletionJSON {
     static func chunk(_ c: Completion, role: Bool = false, content: String?, finish: FinishReason? = nil) -> String {
         var delta: [String] = []
         if role { delta.append("\"role\":\"assistant\"") }
-        if let content { delta.append("\"content\":\(JSONNode.quoted(content))") }
+        if let content { delta.append("\"content\":\(JSONText.quoted(content))") }
         let finishText = finish.map { "\"\(finishReason($0))\"" } ?? "null"
-        var out = "{\"id\":\(JSONNode.quoted(c.id)),\"object\":\"chat.completion.chunk\",\"created\":\(c.created),\"model\":\(JSONNode.quoted(c.model)),"
+        var out = "{\"id\":\(JSONText.quoted(c.id)),\"object\":\"chat.completion.chunk\",\"created\":\(c.created),\"model\":\(JSONText.quoted(c.model)),"
             + "\"system_fingerprint\":null,\"choices\":[{\"index\":0,\"delta\":{\(delta.joined(separator: ","))},\"logprobs\":null,\"finish_reason\":\(finishText)}]"
         if c.request.includeUsage { out += ",\"usage\":null" }
         return out + "}"
@@ -41,13 +42,13 @@ enum CompletionJSON {
 
     /// The last chunk when `stream_options.include_usage` is set: no choices, the usage.
     static func usageChunk(_ c: Completion, result: GenerationResult) -> String {
-        "{\"id\":\(JSONNode.quoted(c.id)),\"object\":\"chat.completion.chunk\",\"created\":\(c.created),\"model\":\(JSONNode.quoted(c.model)),"
+        "{\"id\":\(JSONText.quoted(c.id)),\"object\":\"chat.completion.chunk\",\"created\":\(c.created),\"model\":\(JSONText.quoted(c.model)),"
             + "\"system_fingerprint\":null,\"choices\":[],"
             + "\"usage\":\(usage(promptTokens: result.promptTokens, completionTokens: result.tokens.count, cachedTokens: result.cachedPromptTokens))}"
     }
 
     static func models(name: String, created: Int) -> String {
-        "{\"object\":\"list\",\"data\":[{\"id\":\(JSONNode.quoted(name)),\"object\":\"model\",\"created\":\(created),\"owned_by\":\"llava-forge\"}]}"
+        "{\"object\":\"list\",\"data\":[{\"id\":\(JSONText.quoted(name)),\"object\":\"model\",\"created\":\(created),\"owned_by\":\"llava-forge\"}]}"
     }
 
     /// One server-sent event.

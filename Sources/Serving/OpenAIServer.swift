@@ -59,7 +59,7 @@ public final class OpenAIServer: Sendable {
         let router = Router(context: BasicRequestContext.self)
         router.get("/health") { _, _ -> Response in
             let draining = self.service.isDraining
-            let body = "{\"status\":\"\(draining ? "shutting_down" : "ok")\",\"model\":\(JSONNode.quoted(self.service.options.modelName)),"
+            let body = "{\"status\":\"\(draining ? "shutting_down" : "ok")\",\"model\":\(JSONText.quoted(self.service.options.modelName)),"
                 + "\"active\":\(self.service.activeCount)}"
             return Self.json(draining ? 503 : 200, body)
         }

@@ -7,7 +7,7 @@ protocol TokenDecoder: Sendable {
 }
 
 enum DecoderFactory {
-    static func make(_ json: JSON?, file: String?, field: String = "decoder") throws -> TokenDecoder? {
+    static func make(_ json: JSONValue?, file: String?, field: String = "decoder") throws -> TokenDecoder? {
         guard let json, !json.isNull else { return nil }
         guard let type = json["type"]?.string else {
             throw ForgeError(.badInput, "decoder without a \"type\"", file: file, location: field)
@@ -42,7 +42,7 @@ enum DecoderFactory {
             return FuseDecoder()
         case "Strip":
             return StripDecoder(content: json["content"]?.string?.unicodeScalars.first?.value ?? 0x20,
-                                start: json["start"]?.int ?? 0, stop: json["stop"]?.int ?? 0)
+                                start: json["start"]?.wholeNumber ?? 0, stop: json["stop"]?.wholeNumber ?? 0)
         case "BPEDecoder":
             return SuffixDecoder(suffix: json["suffix"]?.string ?? "</w>")
         default:

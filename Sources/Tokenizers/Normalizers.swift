@@ -9,7 +9,7 @@ protocol Normalizer: Sendable {
 
 enum NormalizerFactory {
     /// Builds the normalizer described by a `normalizer` object (`{"type": …}`), or nil for `null`.
-    static func make(_ json: JSON?, file: String?, field: String = "normalizer") throws -> Normalizer? {
+    static func make(_ json: JSONValue?, file: String?, field: String = "normalizer") throws -> Normalizer? {
         guard let json, !json.isNull else { return nil }
         guard let type = json["type"]?.string else {
             throw ForgeError(.badInput, "normalizer without a \"type\"", file: file, location: field)
@@ -183,7 +183,7 @@ struct StripAccentsNormalizer: Normalizer {
 
 /// The `pattern` of Replace / Split: `{"String": …}` or `{"Regex": …}`.
 enum PatternSpec {
-    static func parse(_ json: JSON?, file: String?, field: String) throws -> SplitPattern {
+    static func parse(_ json: JSONValue?, file: String?, field: String) throws -> SplitPattern {
         if let literal = json?["String"]?.string {
             return LiteralPattern(literal: [UInt32](scalarsOf: literal))
         }

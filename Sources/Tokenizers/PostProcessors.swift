@@ -7,7 +7,7 @@ protocol PostProcessor: Sendable {
 }
 
 enum PostProcessorFactory {
-    static func make(_ json: JSON?, file: String?, field: String = "post_processor") throws -> PostProcessor? {
+    static func make(_ json: JSONValue?, file: String?, field: String = "post_processor") throws -> PostProcessor? {
         guard let json, !json.isNull else { return nil }
         guard let type = json["type"]?.string else {
             throw ForgeError(.badInput, "post-processor without a \"type\"", file: file, location: field)
@@ -27,8 +27,8 @@ enum PostProcessorFactory {
             }
             return stages.isEmpty ? nil : SequencePostProcessor(stages: stages)
         case "BertProcessing", "RobertaProcessing":
-            guard let cls = json["cls"]?.array, cls.count == 2, let clsId = cls[1].int,
-                  let sep = json["sep"]?.array, sep.count == 2, let sepId = sep[1].int else {
+            guard let cls = json["cls"]?.array, cls.count == 2, let clsId = cls[1].wholeNumber,
+                  let sep = json["sep"]?.array, sep.count == 2, let sepId = sep[1].wholeNumber else {
                 throw ForgeError(.badInput, "\(type) needs \"cls\" and \"sep\" as [token, id]", file: file, location: field)
             }
             return TemplateProcessor(prefix: [clsId], suffix: [sepId])
@@ -55,7 +55,7 @@ struct TemplateProcessor: PostProcessor {
         self.suffix = suffix
     }
 
-    init(json: JSON, file: String?, field: String) throws {
+    init(json: JSONValue, file: String?, field: String) throws {
         guard let single = json["single"]?.array else {
             throw ForgeError(.badInput, "TemplateProcessing without \"single\"", file: file, location: field)
         }
@@ -67,7 +67,7 @@ struct TemplateProcessor: PostProcessor {
             if piece["Sequence"] != nil {
                 seenSequence = true
             } else if let name = piece["SpecialToken"]?["id"]?.string {
-                guard let ids = specials[name]?["ids"]?.array?.compactMap({ $0.int }), !ids.isEmpty else {
+                guard let ids = specials[name]?["ids"]?.array?.compactMap({ $0.wholeNumber }), !ids.isEmpty else {
                     throw ForgeError(.badInput, "template token \(JSONText.quoted(name)) is not in special_tokens", file: file, location: "\(field).single[\(i)]")
                 }
                 if seenSequence { after += ids } else { before += ids }

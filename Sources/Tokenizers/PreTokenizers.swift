@@ -7,7 +7,7 @@ protocol PreTokenizer: Sendable {
 }
 
 enum PreTokenizerFactory {
-    static func make(_ json: JSON?, file: String?, field: String = "pre_tokenizer") throws -> PreTokenizer? {
+    static func make(_ json: JSONValue?, file: String?, field: String = "pre_tokenizer") throws -> PreTokenizer? {
         guard let json, !json.isNull else { return nil }
         guard let type = json["type"]?.string else {
             throw ForgeError(.badInput, "pre-tokenizer without a \"type\"", file: file, location: field)

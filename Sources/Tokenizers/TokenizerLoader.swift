@@ -11,10 +11,10 @@ public enum TokenizerLoader {
         guard FileManager.default.fileExists(atPath: tokenizerPath) else {
             throw ForgeError(.io, "no tokenizer.json in the folder (only the fast-tokenizer format is supported)", file: folder)
         }
-        func optionalJSON(_ name: String) throws -> (JSON, String)? {
+        func optionalJSON(_ name: String) throws -> (JSONValue, String)? {
             let path = (folder as NSString).appendingPathComponent(name)
             guard FileManager.default.fileExists(atPath: path) else { return nil }
-            return (try JSON.load(path: path), path)
+            return (try JSONParser.load(path: path, options: .tokenizer), path)
         }
         let config = try optionalJSON("tokenizer_config.json")
         let specialMap = try optionalJSON("special_tokens_map.json")
@@ -22,7 +22,7 @@ public enum TokenizerLoader {
         var template: String? = nil
         let jinjaPath = (folder as NSString).appendingPathComponent("chat_template.jinja")
         if let data = FileManager.default.contents(atPath: jinjaPath) { template = String(decoding: data, as: UTF8.self) }
-        return try load(tokenizerJSON: JSON.load(path: tokenizerPath), file: tokenizerPath,
+        return try load(tokenizerJSON: JSONParser.load(path: tokenizerPath, options: .tokenizer), file: tokenizerPath,
                         config: config, specialTokensMap: specialMap, generationConfig: generation, chatTemplate: template)
     }
 
@@ -41,8 +41,8 @@ public enum TokenizerLoader {
     }
 
     /// Builds from parsed `tokenizer.json` (and optional configs, each with its path for errors).
-    static func load(tokenizerJSON json: JSON, file: String, config: (JSON, String)? = nil,
-                     specialTokensMap: (JSON, String)? = nil, generationConfig: (JSON, String)? = nil,
+    static func load(tokenizerJSON json: JSONValue, file: String, config: (JSONValue, String)? = nil,
+                     specialTokensMap: (JSONValue, String)? = nil, generationConfig: (JSONValue, String)? = nil,
                      chatTemplate: String? = nil) throws -> Tokenizer {
         guard json.object != nil else { throw ForgeError(.badInput, "tokenizer.json must be a JSON object", file: file) }
         guard let modelJSON = json["model"], modelJSON.object != nil else {
@@ -58,7 +58,7 @@ public enum TokenizerLoader {
         var vocab: [String: Int] = [:]
         vocab.reserveCapacity(vocabObject.count)
         for (token, value) in vocabObject {
-            guard let id = value.int, id >= 0 else {
+            guard let id = value.wholeNumber, id >= 0 else {
                 throw ForgeError(.badInput, "token \(JSONText.quoted(token)) has a non-integer or negative id", file: file, location: "model.vocab")
             }
             vocab[token] = id
@@ -91,7 +91,7 @@ public enum TokenizerLoader {
 
         var added: [AddedToken] = []
         for (i, item) in (json["added_tokens"]?.array ?? []).enumerated() {
-            guard let id = item["id"]?.int, let content = item["content"]?.string else {
+            guard let id = item["id"]?.wholeNumber, let content = item["content"]?.string else {
                 throw ForgeError(.badInput, "added token needs \"id\" and \"content\"", file: file, location: "added_tokens[\(i)]")
             }
             let special = item["special"]?.bool ?? false
@@ -135,11 +135,11 @@ public enum TokenizerLoader {
         specials.pad = idOf(tokenName("pad_token"))
         specials.unk = idOf(tokenName("unk_token"))
         if let generation = generationConfig?.0 {
-            if specials.bos == nil { specials.bos = generation["bos_token_id"]?.int }
-            if specials.pad == nil { specials.pad = generation["pad_token_id"]?.int }
+            if specials.bos == nil { specials.bos = generation["bos_token_id"]?.wholeNumber }
+            if specials.pad == nil { specials.pad = generation["pad_token_id"]?.wholeNumber }
             var eosList: [Int] = []
-            if let one = generation["eos_token_id"]?.int { eosList = [one] }
-            if let many = generation["eos_token_id"]?.array { eosList = many.compactMap(\.int) }
+            if let one = generation["eos_token_id"]?.wholeNumber { eosList = [one] }
+            if let many = generation["eos_token_id"]?.array { eosList = many.compactMap(\.wholeNumber) }
             for id in eosList where !specials.eos.contains(id) { specials.eos.append(id) }
         }
 
@@ -168,4 +168,10 @@ public enum TokenizerLoader {
         return Tokenizer(model: model, normalizer: normalizer, preTokenizer: preTokenizer, postProcessor: postProcessor,
                          decoder: decoder, addedTokens: added, specials: specials, chatTemplate: template, source: file)
     }
+}
+
+extension JSONParseOptions {
+    /// tokenizer.json and its configs: a repeated key keeps the last value (as HF tokenizers'
+    /// serde maps and Python's json read them); lone surrogates become U+FFFD.
+    static let tokenizer = JSONParseOptions(duplicateKeys: .keepAll, loneSurrogates: .replace)
 }

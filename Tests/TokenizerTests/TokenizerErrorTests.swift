@@ -5,7 +5,7 @@ import XCTest
 
 final class TokenizerErrorTests: XCTestCase {
     func loadJSON(_ text: String) throws -> Tokenizer {
-        try TokenizerLoader.load(tokenizerJSON: try JSON.parse(Array(text.utf8), file: "t.json"), file: "t.json")
+        try TokenizerLoader.load(tokenizerJSON: try JSONParser.parse(Array(text.utf8), file: "t.json", options: .tokenizer), file: "t.json")
     }
 
     func assertError(_ text: String, mentions parts: [String], file: StaticString = #filePath, line: UInt = #line) {
@@ -81,7 +81,7 @@ final class TokenizerRobustnessTests: XCTestCase {
         for _ in 0..<60 {
             x = x &* 6364136223846793005 &+ 1442695040888963407
             let cut = Int((x >> 33) % UInt64(bytes.count - 1))
-            XCTAssertThrowsError(try TokenizerLoader.load(tokenizerJSON: try JSON.parse(Array(bytes[..<cut]), file: path), file: path)) { error in
+            XCTAssertThrowsError(try TokenizerLoader.load(tokenizerJSON: try JSONParser.parse(Array(bytes[..<cut]), file: path, options: .tokenizer), file: path)) { error in
                 XCTAssert("\(error)".contains(path), "\(error)")
             }
         }

@@ -19,17 +19,22 @@ struct JSONSchemaCompiler {
     static let maximumProperties = 64
 
     let grammar: JSONGrammar
-    let document: OrderedJSON
+    let document: JSONValue
     private var refNodes: [String: Int32] = [:]
 
-    init(document: OrderedJSON, maxWhitespaceRun: Int) {
+    init(document: JSONValue, maxWhitespaceRun: Int) {
         self.document = document
         grammar = JSONGrammar(maxWhitespaceRun: maxWhitespaceRun)
     }
 
     /// Compiles `schemaText` (a JSON schema document).
     static func compile(schemaText: String, maxWhitespaceRun: Int) throws -> JSONGrammar {
-        let document = try OrderedJSON.parse(schemaText, source: "response_format.json_schema.schema")
+        let document: JSONValue
+        do {
+            document = try JSONParser.parse(schemaText, options: .schema)
+        } catch let error as JSONSyntaxError {
+            throw error.forgeError(source: "response_format.json_schema.schema")
+        }
         var compiler = JSONSchemaCompiler(document: document, maxWhitespaceRun: maxWhitespaceRun)
         compiler.grammar.keyStringNode = compiler.grammar.add(.init(kind: .string, a: 0, b: 0, c: JSONGrammar.unbounded))
         compiler.grammar.root = try compiler.compile(document, path: "#")
@@ -41,7 +46,7 @@ struct JSONSchemaCompiler {
         ForgeError(.badInput, message, location: "response_format.json_schema.schema \(path)")
     }
 
-    mutating func compile(_ schema: OrderedJSON, path: String) throws -> Int32 {
+    mutating func compile(_ schema: JSONValue, path: String) throws -> Int32 {
         if case .bool(let b) = schema {
             guard b else { throw fail("the schema `false` accepts nothing", path) }
             return try freeValue()
@@ -89,7 +94,7 @@ struct JSONSchemaCompiler {
     }
 
     /// A schema without `type`: the type its keywords imply, else any value.
-    func inferredTypes(_ members: [(key: String, value: OrderedJSON)]) -> [String] {
+    func inferredTypes(_ members: JSONObject) -> [String] {
         let keys = Set(members.map(\.key))
         if !keys.isDisjoint(with: ["properties", "required", "additionalProperties"]) { return ["object"] }
         if !keys.isDisjoint(with: ["items", "minItems", "maxItems"]) { return ["array"] }
@@ -97,15 +102,15 @@ struct JSONSchemaCompiler {
         return []
     }
 
-    func integer(_ schema: OrderedJSON, _ key: String, path: String) throws -> Int32? {
+    func integer(_ schema: JSONValue, _ key: String, path: String) throws -> Int32? {
         guard let v = schema[key] else { return nil }
-        guard case .number(let text) = v, let n = Int(text) ?? Double(text).flatMap({ $0 == $0.rounded() ? Int(exactly: $0) : nil }), n >= 0 else {
+        guard case .number(let number) = v, let n = number.int ?? (number.double == number.double.rounded() ? Int(exactly: number.double) : nil), n >= 0 else {
             throw fail("'\(key)' must be a non-negative integer", "\(path)/\(key)")
         }
         return Int32(clamping: n)
     }
 
-    mutating func compile(type: String, _ schema: OrderedJSON, path: String) throws -> Int32 {
+    mutating func compile(type: String, _ schema: JSONValue, path: String) throws -> Int32 {
         func reject(_ keys: [String]) throws {
             for k in keys where schema[k] != nil { throw fail("'\(k)' does not apply to type '\(type)'", "\(path)/\(k)") }
         }
@@ -144,7 +149,7 @@ struct JSONSchemaCompiler {
         }
     }
 
-    mutating func object(_ schema: OrderedJSON, path: String) throws -> Int32 {
+    mutating func object(_ schema: JSONValue, path: String) throws -> Int32 {
         guard let props = schema["properties"] else {
             guard schema["required"] == nil else { throw fail("'required' without 'properties'", path + "/required") }
             return grammar.add(.init(kind: .freeObject, a: try freeValue()))
@@ -175,7 +180,7 @@ struct JSONSchemaCompiler {
         for m in members {
             let node = try compile(m.value, path: "\(path)/properties/\(m.key)")
             var key: [UInt8] = []
-            OrderedJSON.appendString(m.key, to: &key)
+            JSONText.appendString(m.key, to: &key)
             rows.append((Array(key.dropFirst()), node, required.contains(m.key)))
         }
         let first = Int32(grammar.properties.count)
@@ -192,7 +197,7 @@ struct JSONSchemaCompiler {
     }
 
     /// `const` / `enum` values as literal JSON texts, keeping those that match a `type` beside them.
-    func literals(_ values: [OrderedJSON], filter schema: OrderedJSON, path: String) -> Int32 {
+    func literals(_ values: [JSONValue], filter schema: JSONValue, path: String) -> Int32 {
         var allowed: Set<String>?
         if case .string(let t)? = schema["type"] { allowed = [t] }
         if case .array(let list)? = schema["type"] {
@@ -202,7 +207,7 @@ struct JSONSchemaCompiler {
             guard let allowed else { return true }
             switch v {
             case .string: return allowed.contains("string")
-            case .number(let n): return allowed.contains("number") || (allowed.contains("integer") && Int(n) != nil)
+            case .number(let n): return allowed.contains("number") || (allowed.contains("integer") && n.int != nil)
             case .bool: return allowed.contains("boolean")
             case .null: return allowed.contains("null")
             case .array: return allowed.contains("array")
@@ -304,4 +309,9 @@ struct JSONSchemaCompiler {
             }
         }
     }
+}
+
+extension JSONParseOptions {
+    /// JSON schemas: a repeated key or a lone surrogate is an error (the schema would be ambiguous).
+    static let schema = JSONParseOptions(duplicateKeys: .reject, loneSurrogates: .reject)
 }
