@@ -94,6 +94,42 @@ public final class TokenVocabulary: @unchecked Sendable {
         plainUpTo = table
     }
 
+    /// `bytes` as token ids by greedy longest exact match over the byte trie, never using an id
+    /// in `excluded` (stop tokens); nil when some position starts no usable token. Byte-level
+    /// vocabularies have a token for every single byte, so this only fails for foreign ones.
+    func greedyTokens(_ bytes: [UInt8], excluding excluded: [Int]) -> [Int]? {
+        let t = fullTrie
+        let n = t.byte.count
+        var out: [Int] = []
+        var position = 0
+        while position < bytes.count {
+            var first = 0  // first node of the sibling run at depth `d`
+            var d = 1
+            var best = -1, bestLength = 0
+            while position + d <= bytes.count {
+                let c = bytes[position + d - 1]
+                var i = first, found = -1
+                while i < n && Int(t.depth[i]) == d {
+                    if t.byte[i] == c { found = i; break }
+                    i = Int(t.skip[i])
+                }
+                guard found >= 0 else { break }
+                for k in Int(t.tokenStart[found])..<Int(t.tokenStart[found + 1]) where !excluded.contains(Int(t.tokens[k])) {
+                    best = Int(t.tokens[k])
+                    bestLength = d
+                    break
+                }
+                guard found + 1 < n, Int(t.depth[found + 1]) == d + 1 else { break }
+                first = found + 1
+                d += 1
+            }
+            guard best >= 0 else { return nil }
+            out.append(best)
+            position += bestLength
+        }
+        return out
+    }
+
     /// Characters of `bytes` when they are plain JSON-string content: strictly valid, complete
     /// UTF-8 with no `"`, `\` or control byte; nil otherwise.
     static func plainCharacterCount(_ bytes: [UInt8]) -> Int? {
