@@ -210,4 +210,39 @@ final class ShortestCompletionTests: XCTestCase {
             }
         }
     }
+
+    /// An adversary with the multi-byte fixture vocabulary: whenever allowed it opens more
+    /// structure (a new item `"},` / `[{"`, a comma, a key), else takes the last allowed token —
+    /// the choices that lengthen the completion most. Whatever the budget, the value still ends
+    /// complete with its stop token inside it: the lookahead filter never lets it overshoot.
+    func testAnAdversaryCannotOvershootTheBudget() throws {
+        let vocabulary = ConstrainedGenerationTests.vocabulary
+        let format = ResponseFormat.jsonSchema(name: "t", schema: ConstrainedGenerationTests.schema, strict: true)
+        let compiler = JSONConstraintCompiler(vocabulary: vocabulary)
+        let eos = ConstrainedGenerationTests.eos
+        let probe = try XCTUnwrap(compiler.makeConstraint(for: format, stopTokenIDs: [eos]))
+        probe.remainingTokens = 1000
+        _ = probe.allowedMask()
+        let need = try XCTUnwrap(probe.knownCompletion).count
+        let opening = ["\"},", "[{\"", "\", \"", "\",", ", ", "{\"", "\":"].map { Array($0.utf8) }
+        for budget in Swift.stride(from: need + 1, through: need + 40, by: 3) {
+            let c = try XCTUnwrap(compiler.makeConstraint(for: format, stopTokenIDs: [eos]))
+            var text: [UInt8] = []
+            var remaining = budget
+            var ended = false
+            while remaining > 0 {
+                c.remainingTokens = remaining
+                let mask = c.allowedMask()
+                let allowed = (0..<vocabulary.count).filter { mask[$0 >> 6] & (1 << UInt64($0 & 63)) != 0 }
+                if allowed == [eos] { ended = true; break }
+                let nonStop = allowed.filter { $0 != eos }
+                let pick = nonStop.first { id in opening.contains { $0 == vocabulary.tokenBytes[id] } } ?? nonStop.last!
+                c.accept(pick)
+                text += vocabulary.tokenBytes[pick]!
+                remaining -= 1
+            }
+            XCTAssertTrue(ended, "budget \(budget): the stop token did not fit after \(String(decoding: text, as: UTF8.self))")
+            try ConstrainedGenerationTests.assertValid(String(decoding: text, as: UTF8.self))
+        }
+    }
 }

@@ -168,7 +168,7 @@ for type in types {
         let repetition = RepetitionFilter()
         var reasons: [String: Int] = [:]
         var failures: [[String: Any]] = []
-        var maskSeconds = 0.0, maskSteps = 0, budgetSearches = 0
+        var maskSeconds = 0.0, maskSteps = 0, budgetSearches = 0, budgetChecks = 0
         var example = ""
         for (i, ann) in images.enumerated() {
             guard let result = collector.results[i] else { reasons["request_failed", default: 0] += 1; continue }
@@ -219,6 +219,7 @@ for type in types {
                 maskSeconds += constraint.maskSeconds
                 maskSteps += constraint.maskCount
                 budgetSearches += constraint.budgetSearches
+                budgetChecks += constraint.budgetCheckedTokens
             }
         }
         var fields: [String: Any] = ["what": "parse_rate", "type": type, "mode": mode, "samples": images.count, "ok": ok,
@@ -231,6 +232,7 @@ for type in types {
             fields["mask_ms_per_token"] = maskSteps > 0 ? maskSeconds / Double(maskSteps) * 1000 : 0
             fields["mask_steps"] = maskSteps
             fields["budget_searches"] = budgetSearches
+            fields["budget_checked_tokens"] = budgetChecks
         }
         emit(fields)
     }

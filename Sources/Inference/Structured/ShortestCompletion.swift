@@ -24,6 +24,9 @@ final class CompletionSearch {
     private var ids: [Key: Int32] = [:]
     private var visited: [Bool] = []
     private var chain: [Int32] = []
+    /// Stacks one state's expansion produced by replacing its top (most bytes inside a string
+    /// give the same one): recognized by a frame comparison before any hashing.
+    private var recent: [(frame: JSONFrame, below: Int32)] = []
 
     struct Key: Hashable {
         var frame: JSONFrame
@@ -97,6 +100,7 @@ final class CompletionSearch {
         var head = 0
         while head < tops.count {
             let s = tops[head]
+            recent.removeAll(keepingCapacity: true)
             for c in alphabet {
                 guard tops.count < maxStates, a.count + 64 < a.capacity else { return nil }
                 let mark = a.count
@@ -106,6 +110,13 @@ final class CompletionSearch {
                 var kept = false
                 for k in 0..<out.count {
                     let r = out.tops[k]
+                    if Int(r) >= mark {
+                        let f = a.frames[Int(r)], below = a.parents[Int(r)]
+                        if Int(below) < mark {
+                            if recent.contains(where: { $0.below == below && $0.frame == f }) { continue }
+                            recent.append((f, below))
+                        }
+                    }
                     let id = canonicalID(r)
                     if visited[Int(id)] { continue }
                     visited[Int(id)] = true
@@ -157,11 +168,12 @@ final class CompletionSearch {
         return canonical[Int(i)]
     }
 
-    /// An upper bound on how much one token can lengthen the shortest completion, in bytes (and
-    /// so in tokens): the longest minimal text an optional part of the grammar commits to at once
-    /// (one more array item, an optional property, the costlier alternative of an anyOf), plus
-    /// a little for escapes, partial UTF-8 and numbers. Clamped to [3, 48].
-    static func lookahead(for g: JSONGrammar) -> Int {
+    /// About how much one token can lengthen the shortest completion, in tokens: the longest
+    /// minimal text an optional part of the grammar commits to at once (one more array item, an
+    /// optional property, the costlier alternative of an anyOf), tokenized by `tokens` (nil:
+    /// counted in bytes, an upper bound), plus a margin for escapes, partial UTF-8, numbers and
+    /// tokenization. Clamped to [3, 48].
+    static func lookahead(for g: JSONGrammar, tokens: ([UInt8]) -> Int? = { _ in nil }) -> Int {
         let infinite = 1 << 20  // anything longer is far past the clamp; keeps the sums below from overflowing
         var minimal = [Int](repeating: infinite, count: g.nodes.count)
         func value(_ node: Int32) -> Int { node >= 0 ? minimal[Int(node)] : infinite }
@@ -190,20 +202,58 @@ final class CompletionSearch {
                 if m < minimal[i] { minimal[i] = m; changed = true }
             }
         }
+        // The minimal text of a node, following the choices the lengths above made.
+        func text(_ node: Int32, _ depth: Int = 0) -> [UInt8] {
+            guard node >= 0, depth < 64 else { return [] }
+            let n = g.nodes[Int(node)]
+            switch n.kind {
+            case .string: return [0x22] + [UInt8](repeating: UInt8(ascii: "."), count: Int(n.b)) + [0x22]
+            case .number: return Array("0".utf8)
+            case .freeObject: return Array("{}".utf8)
+            case .literals:
+                guard let best = (0..<Int(n.b)).min(by: { g.literals[Int(n.a) + $0].length < g.literals[Int(n.a) + $1].length }) else { return [] }
+                let l = g.literals[Int(n.a) + best]
+                return Array(g.bytes[Int(l.start)..<Int(l.start + l.length)])
+            case .array:
+                var out: [UInt8] = [UInt8(ascii: "[")]
+                for k in 0..<Int(n.b) { out += (k > 0 ? [UInt8(ascii: ",")] : []) + text(n.a, depth + 1) }
+                return out + [UInt8(ascii: "]")]
+            case .anyOf:
+                guard let best = (0..<Int(n.b)).min(by: { value(g.alternatives[Int(n.a) + $0]) < value(g.alternatives[Int(n.a) + $1]) }) else { return [] }
+                return text(g.alternatives[Int(n.a) + best], depth + 1)
+            case .object:
+                var out: [UInt8] = [UInt8(ascii: "{")]
+                for k in 0..<Int(n.b) {
+                    let p = g.properties[Int(n.a) + k]
+                    guard p.required else { continue }
+                    if out.count > 1 { out.append(UInt8(ascii: ",")) }
+                    out += [0x22] + g.bytes[Int(p.keyStart)..<Int(p.keyStart + p.keyLength)] + [UInt8(ascii: ":")] + text(p.node, depth + 1)
+                }
+                return out + [UInt8(ascii: "}")]
+            }
+        }
+        func cost(_ node: Int32, prefix: [UInt8]) -> Int {
+            let length = prefix.count + value(node)
+            guard length <= 256 else { return length }
+            let t = prefix + text(node)
+            return tokens(t) ?? t.count
+        }
         var widest = 0
         for n in g.nodes {
             switch n.kind {
-            case .array where n.c > n.b: widest = max(widest, 1 + value(n.a))
-            case .freeObject: widest = max(widest, 4 + value(n.a))
-            case .anyOf: for k in 0..<Int(n.b) { widest = max(widest, value(g.alternatives[Int(n.a) + k])) }
+            case .array where n.c > n.b: widest = max(widest, cost(n.a, prefix: Array(",".utf8)))
+            case .freeObject: widest = max(widest, cost(n.a, prefix: Array(#","":"#.utf8)))
+            case .anyOf: for k in 0..<Int(n.b) { widest = max(widest, cost(g.alternatives[Int(n.a) + k], prefix: [])) }
             case .object:
                 for k in 0..<Int(n.b) {
                     let p = g.properties[Int(n.a) + k]
-                    if !p.required && p.node >= 0 { widest = max(widest, 3 + Int(p.keyLength) + value(p.node)) }
+                    if !p.required && p.node >= 0 {
+                        widest = max(widest, cost(p.node, prefix: [UInt8(ascii: ","), 0x22] + g.bytes[Int(p.keyStart)..<Int(p.keyStart + p.keyLength)] + [UInt8(ascii: ":")]))
+                    }
                 }
             default: break
             }
         }
-        return min(48, max(3, widest + 2))
+        return min(48, max(3, widest + 3))
     }
 }

@@ -144,9 +144,9 @@ public final class TokenConstraint {
                 for w in 0..<mask.count { mask[w] = 0 }
                 for id in stopTokenIDs where id >= 0 && id < vocabulary.count { mask[id >> 6] |= 1 << UInt64(id & 63) }
                 return mask
-            case .filter(let limit):
+            case .filter(let limit, let slack):
                 computeMask()
-                removeTokensPastBudget(limit: limit)
+                removeTokensPastBudget(limit: limit, slack: slack)
                 return mask
             }
         }

@@ -67,6 +67,8 @@ public final class TokenVocabulary: @unchecked Sendable {
     /// holds every plain token.
     let plainUpTo: [[UInt64]]
     let longestToken: Int
+    /// Tokens with a `"` byte: inside a string, the only ones that can leave it (budget checks).
+    let quoteTokens: [UInt64]
 
     /// `tokenBytes[id]` = the bytes the id decodes to inside a text (nil: special or control);
     /// `count` = the number of logits (≥ `tokenBytes.count`).
@@ -77,11 +79,14 @@ public final class TokenVocabulary: @unchecked Sendable {
         var all: [(bytes: [UInt8], id: Int32)] = []
         var nonPlain: [(bytes: [UInt8], id: Int32)] = []
         var plainLength: [(id: Int, characters: Int)] = []
+        var quotes = [UInt64](repeating: 0, count: words)
         for (id, b) in tokenBytes.enumerated() {
             guard let b, !b.isEmpty else { continue }
+            if b.contains(0x22) { quotes[id >> 6] |= 1 << UInt64(id & 63) }
             all.append((b, Int32(id)))
             if let n = Self.plainCharacterCount(b) { plainLength.append((id, n)) } else { nonPlain.append((b, Int32(id))) }
         }
+        quoteTokens = quotes
         fullTrie = Trie(all)
         nonPlainTrie = Trie(nonPlain)
         longestToken = fullTrie.maxDepth
