@@ -102,7 +102,7 @@ let package = Package(
         .executableTarget(name: "ForwardBench", dependencies: ["Models", "TensorMath"], path: "bench/ForwardBench",
                           swiftSettings: hotPath),
         // bench/structured_bench.sh's driver (not a product): parse rate per type, free text vs JSON schema, mask ms/token.
-        .executableTarget(name: "StructuredBench", dependencies: ["Inference", "Models", "Tokenizers", "Prompts", "Contexts", "Parsing", "Generation", "ForgeCore"],
+        .executableTarget(name: "StructuredBench", dependencies: ["Inference", "Models", "Tokenizers", "Prompts", "Contexts", "Parsing", "Generation", "Quality", "ForgeCore"],
                           path: "bench/StructuredBench", swiftSettings: hotPath),
         // Backward through the LLaVA stack, loss, AdamW, schedule, clipping, trainer loop, checkpoints.
         .target(name: "Training", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Models"], swiftSettings: hotPath),

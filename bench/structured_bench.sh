@@ -34,10 +34,16 @@ echo "== machine load after: $(uptime)"
 python3 - "$OUT" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-print(f"{'type':<14}{'mode':<12}{'parse rate':>12}{'truncated':>11}{'tokens':>8}{'s':>7}{'mask ms/tok':>13}  failures")
+# parsed counts complete JSON of the right shape; "closed" of those were closed at max_tokens
+# (last field cut: the cut_at_max_tokens filter drops them), "loops" are parsed but rejected by
+# the repetition filter; "truncated" ended at max_tokens without parseable JSON.
+print(f"{'type':<14}{'mode':<12}{'parsed':>12}{'closed':>8}{'loops':>7}{'truncated':>11}{'tokens':>8}{'s':>7}{'mask ms/tok':>13}  failures")
 for r in rows:
     if r.get("what") != "parse_rate":
         continue
     mask = f"{r['mask_ms_per_token']:.3f}" if "mask_ms_per_token" in r else "-"
-    print(f"{r['type']:<14}{r['mode']:<12}{r['ok']:>5}/{r['samples']:<2} {100*r['parse_rate']:4.0f}%{r['truncated']:>9}{r['completion_tokens']:>8}{r['seconds']:>7.0f}{mask:>13}  {r['reasons']}")
+    print(f"{r['type']:<14}{r['mode']:<12}{r['ok']:>5}/{r['samples']:<2} {100*r['parse_rate']:4.0f}%{r.get('closed_at_budget', 0):>8}"
+          f"{r.get('rejected_by_repetition', 0):>7}{r['truncated']:>11}{r['completion_tokens']:>8}{r['seconds']:>7.0f}{mask:>13}  {r['reasons']}")
+    for f in r.get("failures", []):
+        print(f"    image {f['image_id']}: {f['reason']}{' (' + f['why'] + ')' if 'why' in f else ''}, {f['tokens']} tokens, tail: {f['tail'][-120:]!r}")
 PY

@@ -9,6 +9,9 @@ import Prompts
 struct SampleWriter {
     enum Outcome { case ok, parseFailed, truncated }
 
+    /// The reason stored with an ok sample whose structured response ended at max_tokens.
+    static let closedAtBudgetReason = "closed at max_tokens (last field cut): finish_reason=length, the JSON was closed early"
+
     let spec: SampleTypeSpec
     let seed: UInt64
     /// The requests asked for JSON (`response_format`): responses are parsed as JSON.
@@ -45,8 +48,15 @@ struct SampleWriter {
             reason = f.description
         }
         if finishReason == "length" {
-            status = "truncated"
-            reason = "finish_reason=length (the response hit max_tokens)" + (reason.map { "; " + $0 } ?? "")
+            if structured && status == "ok" {
+                // Complete JSON that still ended at the budget: the server closed the value early
+                // (token-budget-aware closing), so it parses but its last field was cut. It counts
+                // as parsed; the quality filter `cut_at_max_tokens` keeps it out of the data set.
+                reason = Self.closedAtBudgetReason
+            } else {
+                status = "truncated"
+                reason = "finish_reason=length (the response hit max_tokens)" + (reason.map { "; " + $0 } ?? "")
+            }
         }
         try db.cachedStatement(sql: """
             INSERT INTO samples(request_id, image_id, type, status, reason, conversations_json, turns) VALUES (?, ?, ?, ?, ?, ?, ?)

@@ -221,6 +221,7 @@ public final class BatchScheduler: @unchecked Sendable {
                     a.firstToken = now
                     prefixCache?.store(prompt: a.pending.request.cacheablePrompt, from: a.cache)
                 }
+                a.pending.constraint?.remainingTokens = a.state.remainingTokens(cacheLength: a.cache.length, cacheCapacity: a.cache.capacity)
                 let next = a.sampler.next(logits: row, history: a.history)
                 if a.pending.request.sampling.repetitionPenalty != 1 { a.history.append(next) }
                 if let event = a.state.accept(next) { a.pending.onEvent(.token(event)) }
@@ -243,7 +244,8 @@ public final class BatchScheduler: @unchecked Sendable {
         let end = DispatchTime.now().uptimeNanoseconds
         let first = a.firstToken == 0 ? end : a.firstToken
         a.pending.onEvent(.finished(a.state.result(promptTokens: a.pending.request.prompt.count, cached: a.reused,
-                                                   ttft: Double(first - a.start) / 1e9, decode: Double(end - first) / 1e9)))
+                                                   ttft: Double(first - a.start) / 1e9, decode: Double(end - first) / 1e9,
+                                                   closedAtTokenBudget: a.pending.constraint?.closedAtTokenBudget ?? false)))
     }
 }
 

@@ -51,6 +51,10 @@ public struct GenerationResult: Sendable {
     /// The detokenized output cut before a stop string (nil without a detokenizer).
     public var text: String?
     public var finishReason: FinishReason
+    /// Structured output closed the JSON value early because the tokens ran out: the text is
+    /// complete JSON, but its last field was cut. `finishReason` is then `.length` (the budget
+    /// ended it), even though a stop token followed.
+    public var closedAtTokenBudget = false
     public var promptTokens: Int
     /// Prompt positions reused from the prefix cache.
     public var cachedPromptTokens: Int
@@ -131,6 +135,7 @@ public final class TextGenerator {
         var sampler = Sampler(request.sampling, constraint: constraint)
         var history = request.sampling.repetitionPenalty != 1 ? request.prompt : []
         while state.finish == nil {
+            constraint?.remainingTokens = state.remainingTokens(cacheLength: cache.length, cacheCapacity: cache.capacity)
             let next = sampler.next(logits: logits, history: history)
             if request.sampling.repetitionPenalty != 1 { history.append(next) }
             if let event = state.accept(next), let onToken, !onToken(event) { state.finish = .cancelled }
@@ -139,8 +144,8 @@ public final class TextGenerator {
             logits = try engine.step([SequenceStep(tokens: [next], cache: cache)])[0]
         }
         let end = DispatchTime.now().uptimeNanoseconds
-        return state.result(promptTokens: request.prompt.count, cached: reused,
-                            ttft: Double(firstTokenTime - start) / 1e9, decode: Double(end - firstTokenTime) / 1e9)
+        return state.result(promptTokens: request.prompt.count, cached: reused, ttft: Double(firstTokenTime - start) / 1e9,
+                            decode: Double(end - firstTokenTime) / 1e9, closedAtTokenBudget: constraint?.closedAtTokenBudget ?? false)
     }
 }
 
@@ -200,8 +205,19 @@ struct GenerationState {
         return TokenEvent(id: id, text: delta)
     }
 
-    func result(promptTokens: Int, cached: Int, ttft: Double, decode: Double) -> GenerationResult {
-        GenerationResult(tokens: tokens, text: text ?? (detokenize.map { $0(tokens) }), finishReason: finish ?? .length,
-                         promptTokens: promptTokens, cachedPromptTokens: cached, timeToFirstToken: ttft, decodeSeconds: decode)
+    /// Tokens that can still be generated, counting the one about to be sampled: what is left of
+    /// max_tokens, and of the KV cache (a token sampled with the cache full is the last one).
+    /// The stop token is not counted in max_tokens but must come before it is reached.
+    func remainingTokens(cacheLength: Int, cacheCapacity: Int) -> Int {
+        min(request.maxTokens - tokens.count, cacheCapacity - cacheLength + 1)
+    }
+
+    /// The result; a value closed at the token budget reports `.length` even when its stop token fitted.
+    func result(promptTokens: Int, cached: Int, ttft: Double, decode: Double, closedAtTokenBudget: Bool = false) -> GenerationResult {
+        var reason = finish ?? .length
+        if closedAtTokenBudget && reason == .stop { reason = .length }
+        return GenerationResult(tokens: tokens, text: text ?? (detokenize.map { $0(tokens) }), finishReason: reason,
+                                closedAtTokenBudget: closedAtTokenBudget, promptTokens: promptTokens, cachedPromptTokens: cached,
+                                timeToFirstToken: ttft, decodeSeconds: decode)
     }
 }

@@ -10,7 +10,9 @@ struct Filter: ParsableCommand {
         discussion: """
         Rules: source_leak (mentions captions, "the description given", bounding boxes, coordinates,
         coordinate lists), refusal, format, length, unanswered, language (English asked), count_mismatch
-        (a number + category that contradicts the boxes). Rejected samples get status "filtered"
+        (a number + category that contradicts the boxes), cut_at_max_tokens (the request ended at
+        max_tokens: structured JSON closed early, last field cut), repetition (counting loops, repeated
+        phrases or sentences). Rejected samples get status "filtered"
         (see them with: llava-forge inspect --type T --status filtered); export skips them.
         """)
 

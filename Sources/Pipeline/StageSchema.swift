@@ -85,7 +85,8 @@ public enum StageSchemas {
         ]),
         KindSchema(kind: "filter", summary: "quality filters; every rejection stored with its reason", params: [
             ParamSpec("types", .stringList, "types to filter (default: the upstream generate stages' types)"),
-            ParamSpec("rules", .stringList, allowed: ["source_leak", "refusal", "format", "length", "unanswered", "language", "count_mismatch"], "filters to apply (default: all)"),
+            ParamSpec("rules", .stringList, allowed: ["source_leak", "refusal", "format", "length", "unanswered", "language", "count_mismatch",
+                                                    "cut_at_max_tokens", "repetition"], "filters to apply (default: all)"),
             ParamSpec("min_words", .int, "fewest answer words"),
             ParamSpec("max_words", .int, "most answer words"),
             ParamSpec("per_type", .map, "type → {min_words, max_words}"),

@@ -9,7 +9,8 @@ public protocol QualityFilter: Sendable {
 
 /// What the filter stage applies, and with which limits.
 public struct FilterConfig: Sendable, Equatable {
-    public static let allRules = ["source_leak", "refusal", "format", "length", "unanswered", "language", "count_mismatch"]
+    public static let allRules = ["source_leak", "refusal", "format", "length", "unanswered", "language", "count_mismatch",
+                                  "cut_at_max_tokens", "repetition"]
 
     public var rules: [String] = FilterConfig.allRules
     /// Word limits on a sample's answers (all gpt turns together).
@@ -33,6 +34,8 @@ public struct FilterConfig: Sendable, Equatable {
             case "unanswered": return UnansweredFilter()
             case "language": return language == "any" ? nil : EnglishFilter()
             case "count_mismatch": return CountConsistencyFilter()
+            case "cut_at_max_tokens": return CutAtMaxTokensFilter()
+            case "repetition": return RepetitionFilter()
             default: return nil
             }
         }
@@ -209,5 +212,18 @@ public struct EnglishFilter: QualityFilter {
             }
         }
         return nil
+    }
+}
+
+/// The request ended at its token budget (finish_reason "length"). Such a sample can only be ok
+/// when it was structured output the server closed early: complete JSON whose last field was cut
+/// mid-thought. It parsed (the parse rate counts it), but it does not go into the data set.
+public struct CutAtMaxTokensFilter: QualityFilter {
+    public let name = "cut_at_max_tokens"
+    public init() {}
+
+    public func check(_ sample: QualitySample) -> String? {
+        guard sample.finishReason == "length" else { return nil }
+        return "the response ended at max_tokens (finish_reason=length): the JSON was closed early and its last field is cut"
     }
 }

@@ -18,10 +18,13 @@ public struct QualitySample: Sendable {
     public var boxCounts: [String: Int]
     /// Categories with at least one crowd box: their counts are not checkable.
     public var crowdCategories: Set<String>
+    /// The finish_reason of the request that produced the sample ("stop", "length"; nil: unknown).
+    public var finishReason: String?
 
-    public init(id: Int64, type: String, format: String, turns: [Turn], boxCounts: [String: Int] = [:], crowdCategories: Set<String> = []) {
+    public init(id: Int64, type: String, format: String, turns: [Turn], boxCounts: [String: Int] = [:], crowdCategories: Set<String> = [],
+                finishReason: String? = nil) {
         self.id = id; self.type = type; self.format = format; self.turns = turns
-        self.boxCounts = boxCounts; self.crowdCategories = crowdCategories
+        self.boxCounts = boxCounts; self.crowdCategories = crowdCategories; self.finishReason = finishReason
     }
 
     /// The human turns without the `<image>` token.

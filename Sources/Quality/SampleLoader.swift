@@ -18,22 +18,26 @@ public enum SampleLoader {
     /// conversations_json does not decode are returned with no turns (the format filter rejects them).
     public static func load(_ db: Database, types: [String]?, status: String = "ok", formats: [String: String] = [:],
                             withBoxes: Bool = false, excludingStage stage: String? = nil) throws -> [QualitySample] {
-        var sql = "SELECT id, type, image_id, conversations_json FROM samples WHERE status = ?"
+        // The request's finish_reason comes along (the `cut_at_max_tokens` filter reads it).
+        var sql = """
+            SELECT s.id, s.type, s.image_id, s.conversations_json, r.finish_reason
+            FROM samples s LEFT JOIN requests r ON r.id = s.request_id WHERE s.status = ?
+            """
         var args: StatementArguments = [status]
         if let types {
             if types.isEmpty { return [] }
-            sql += " AND type IN (\(types.map { _ in "?" }.joined(separator: ", ")))"
+            sql += " AND s.type IN (\(types.map { _ in "?" }.joined(separator: ", ")))"
             args += StatementArguments(types)
         }
         if let stage {
-            sql += " AND id NOT IN (SELECT sample_id FROM dedup_decisions WHERE stage = ?)"
+            sql += " AND s.id NOT IN (SELECT sample_id FROM dedup_decisions WHERE stage = ?)"
             args += [stage]
         }
-        sql += " ORDER BY id"
-        var ids: [Int64] = [], typeOf: [String] = [], imageOf: [Int64] = [], jsons: [String?] = []
+        sql += " ORDER BY s.id"
+        var ids: [Int64] = [], typeOf: [String] = [], imageOf: [Int64] = [], jsons: [String?] = [], finish: [String?] = []
         let rows = try Row.fetchCursor(db, sql: sql, arguments: args)
         while let row = try rows.next() {
-            ids.append(row[0]); typeOf.append(row[1]); imageOf.append(row[2]); jsons.append(row[3])
+            ids.append(row[0]); typeOf.append(row[1]); imageOf.append(row[2]); jsons.append(row[3]); finish.append(row[4])
         }
         // Decoding the turns is the slow part: all cores.
         var turns = [[QualitySample.Turn]](repeating: [], count: ids.count)
@@ -50,7 +54,8 @@ public enum SampleLoader {
         var out: [QualitySample] = []
         out.reserveCapacity(ids.count)
         for k in ids.indices {
-            out.append(QualitySample(id: ids[k], type: typeOf[k], format: formats[typeOf[k]] ?? defaultFormat(forType: typeOf[k]), turns: turns[k]))
+            out.append(QualitySample(id: ids[k], type: typeOf[k], format: formats[typeOf[k]] ?? defaultFormat(forType: typeOf[k]), turns: turns[k],
+                                     finishReason: finish[k]))
         }
         if withBoxes && !out.isEmpty {
             var counts: [Int64: [String: Int]] = [:]

@@ -18,24 +18,33 @@ enum CompletionJSON {
             + "\"prompt_tokens_details\":{\"cached_tokens\":\(cachedTokens)}}"
     }
 
+    /// Our extra field of a choice for JSON response formats: whether the value was closed early
+    /// because max_tokens (or the context) ran out — complete JSON with its last field cut, while
+    /// `finish_reason` says "length". Empty for text requests.
+    static func budgetField(_ c: Completion, closed: Bool) -> String {
+        c.request.responseFormat == .text ? "" : ",\"closed_at_token_budget\":\(closed)"
+    }
+
     /// `chat.completion` for a finished request.
     static func completion(_ c: Completion, result: GenerationResult) -> String {
         let text = result.text ?? ""
         return "{\"id\":\(JSONText.quoted(c.id)),\"object\":\"chat.completion\",\"created\":\(c.created),\"model\":\(JSONText.quoted(c.model)),"
             + "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\(JSONText.quoted(text)),\"refusal\":null},"
-            + "\"logprobs\":null,\"finish_reason\":\"\(finishReason(result.finishReason))\"}],"
+            + "\"logprobs\":null,\"finish_reason\":\"\(finishReason(result.finishReason))\"\(budgetField(c, closed: result.closedAtTokenBudget))}],"
             + "\"usage\":\(usage(promptTokens: result.promptTokens, completionTokens: result.tokens.count, cachedTokens: result.cachedPromptTokens)),"
             + "\"system_fingerprint\":null}"
     }
 
     /// One `chat.completion.chunk` with a delta (`role` and/or `content`) or a finish reason.
-    static func chunk(_ c: Completion, role: Bool = false, content: String?, finish: FinishReason? = nil) -> String {
+    /// `closedAtTokenBudget` goes with the finish chunk (see `budgetField`).
+    static func chunk(_ c: Completion, role: Bool = false, content: String?, finish: FinishReason? = nil, closedAtTokenBudget: Bool = false) -> String {
         var delta: [String] = []
         if role { delta.append("\"role\":\"assistant\"") }
         if let content { delta.append("\"content\":\(JSONText.quoted(content))") }
         let finishText = finish.map { "\"\(finishReason($0))\"" } ?? "null"
         var out = "{\"id\":\(JSONText.quoted(c.id)),\"object\":\"chat.completion.chunk\",\"created\":\(c.created),\"model\":\(JSONText.quoted(c.model)),"
-            + "\"system_fingerprint\":null,\"choices\":[{\"index\":0,\"delta\":{\(delta.joined(separator: ","))},\"logprobs\":null,\"finish_reason\":\(finishText)}]"
+            + "\"system_fingerprint\":null,\"choices\":[{\"index\":0,\"delta\":{\(delta.joined(separator: ","))},\"logprobs\":null,\"finish_reason\":\(finishText)"
+            + (finish == nil ? "" : budgetField(c, closed: closedAtTokenBudget)) + "}]"
         if c.request.includeUsage { out += ",\"usage\":null" }
         return out + "}"
     }

@@ -134,7 +134,8 @@ public final class OpenAIServer: Sendable {
                         guard !token.text.isEmpty else { continue }
                         try await writer.write(ByteBuffer(string: CompletionJSON.event(CompletionJSON.chunk(completion, content: token.text))))
                     case .finished(let result):
-                        var tail = CompletionJSON.event(CompletionJSON.chunk(completion, content: nil, finish: result.finishReason))
+                        var tail = CompletionJSON.event(CompletionJSON.chunk(completion, content: nil, finish: result.finishReason,
+                                                                                closedAtTokenBudget: result.closedAtTokenBudget))
                         if completion.request.includeUsage { tail += CompletionJSON.event(CompletionJSON.usageChunk(completion, result: result)) }
                         try await writer.write(ByteBuffer(string: tail + CompletionJSON.done))
                     case .failed(let message):

@@ -106,6 +106,52 @@ final class FilterTests: XCTestCase {
         XCTAssertNil(f.check(s("Two of the dogs are brown.", counts: ["dog": 3])))
     }
 
+    func testCutAtMaxTokensRejectsOnlyRequestsThatEndedAtTheBudget() {
+        let f = CutAtMaxTokensFilter()
+        var cut = conv(good)
+        cut.finishReason = "length"
+        XCTAssertEqual(f.check(cut)?.contains("finish_reason=length"), true)
+        cut.finishReason = "stop"
+        XCTAssertNil(f.check(cut))
+        cut.finishReason = nil
+        XCTAssertNil(f.check(cut), "unknown finish reason (no request row): kept")
+    }
+
+    func testRepetitionCatchesLoopsAndLeavesProseAlone() {
+        let f = RepetitionFilter()
+        // The SmolLM2 failure: counting inside an answer.
+        let counting = "The clock shows the time. Counting the marks: " + (96...156).map(String.init).joined(separator: ", ")
+        XCTAssertEqual(f.check(conv([("What time is it?", counting)])), "turn 2 counts 96, 97 … 156 (61 numbers in a row)")
+        XCTAssertNotNil(f.check(conv([("Count down.", (1...20).reversed().map(String.init).joined(separator: " "))])), "counting down")
+        XCTAssertNotNil(f.check(conv([("Even?", (1...20).map { String($0 * 2) }.joined(separator: ", "))])), "a constant step of 2")
+        // A phrase loop over a long text: few distinct 3-word sequences.
+        let loop = String(repeating: "the dog is on the grass and ", count: 12) + "it sleeps."
+        XCTAssertEqual(f.check(conv([("Describe.", loop)]))?.hasPrefix("turn 2 repeats itself: only "), true, f.check(conv([("Describe.", loop)])) ?? "")
+        // One sentence again and again, or twice in a row.
+        let sentence = "The man holds a red umbrella."
+        XCTAssertEqual(f.check(conv([("What?", "\(sentence) It rains. \(sentence) The street is wet. \(sentence)")])),
+                       "turn 2 says \"the man holds a red umbrella\" 3 times")
+        XCTAssertEqual(f.check(conv([("What?", "It rains. \(sentence) \(sentence)")])), "turn 2 says \"the man holds a red umbrella\" twice in a row")
+        // Questions are turns too.
+        XCTAssertNotNil(f.check(conv([("\(sentence) \(sentence)", "Yes.")])))
+
+        // Negatives: ordinary prose, a clock face's twelve numbers, short numbered steps, a long
+        // varied answer, a short sentence repeated, and similar sentences in different turns.
+        XCTAssertNil(f.check(conv(good)))
+        XCTAssertNil(f.check(conv([("Which numbers?", "The clock face shows " + (1...12).map(String.init).joined(separator: ", ") + " in black.")])))
+        XCTAssertNil(f.check(conv([("How?", "Step 1: open the lid. Step 2: pour the water. Step 3: wait 5 minutes.")])))
+        let varied = """
+            The kitchen is bright and tidy, with white cabinets along the left wall and a steel refrigerator in the corner. \
+            A wooden table stands in the middle of the room, holding a bowl of oranges, two coffee mugs and a folded newspaper. \
+            Sunlight falls through a window above the sink, where a potted basil plant sits next to a bottle of dish soap. \
+            Three chairs surround the table; one of them has a blue cushion and another a jacket hanging on its back.
+            """
+        XCTAssertNil(f.check(conv([("Describe the image.", varied)])))
+        XCTAssertNil(f.check(conv([("What?", "It is red. It is red. It is red.")])), "sentences under 4 words")
+        XCTAssertNil(f.check(conv([("Is the dog brown?", "Yes, the dog is brown."), ("Is the dog big?", "Yes, the dog is brown and big.")])))
+        XCTAssertNil(f.check(conv([("How many?", "There are 1 or 2 dogs, 3 cats and 4 birds.")])))
+    }
+
     func testConfigBuildsSelectedFilters() {
         var c = FilterConfig()
         XCTAssertEqual(c.makeFilters().map(\.name), FilterConfig.allRules)

@@ -71,6 +71,27 @@ final class StoreRunnerTests: XCTestCase {
         XCTAssertEqual(try status(count).0, "filtered")
     }
 
+    /// The loader brings each sample's request finish_reason: an ok sample whose request ended at
+    /// max_tokens (structured JSON closed early) is filtered with the stored reason.
+    func testCutAtMaxTokensUsesTheRequestsFinishReason() throws {
+        let cut = try addSample(question: "What is the dog doing?", answer: longAnswer)
+        let whole = try addSample(question: "What is the dog doing now?", answer: longAnswer + " It is asleep.")
+        try db.write { d in
+            try d.execute(sql: "UPDATE requests SET finish_reason = 'length' WHERE id = (SELECT request_id FROM samples WHERE id = ?)", arguments: [cut])
+            try d.execute(sql: "UPDATE requests SET finish_reason = 'stop' WHERE id = (SELECT request_id FROM samples WHERE id = ?)", arguments: [whole])
+        }
+        let loaded = try db.read { try SampleLoader.load($0, types: nil) }
+        XCTAssertEqual(loaded.map(\.finishReason), ["length", "stop"])
+        var cfg = FilterConfig()
+        cfg.rules = ["cut_at_max_tokens", "repetition"]
+        let r = try QualityFilterRunner.run(database: db, stage: "filter", types: nil, config: cfg)
+        XCTAssertEqual(r.rejected, 1)
+        XCTAssertEqual(r.byFilter, ["cut_at_max_tokens": 1])
+        XCTAssertEqual(try status(whole).0, "ok")
+        XCTAssertEqual(try status(cut).0, "filtered")
+        XCTAssertEqual(try status(cut).1?.hasPrefix("filter cut_at_max_tokens: the response ended at max_tokens"), true)
+    }
+
     func testDedupExactNearAndIncremental() throws {
         let a = try addSample(question: "What is the dog doing?", answer: longAnswer)
         let exact = try addSample(question: "what is the dog doing", answer: longAnswer.uppercased().replacingOccurrences(of: ",", with: ""))

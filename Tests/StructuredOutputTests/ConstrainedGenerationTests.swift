@@ -30,7 +30,9 @@ final class ConstrainedGenerationTests: XCTestCase {
     }
 
     /// A random float Llama over the 300 ids with room for 512 positions (the GGUF fixture has 64).
-    func engine() throws -> LlamaModel {
+    func engine() throws -> LlamaModel { try Self.randomEngine() }
+
+    static func randomEngine() throws -> LlamaModel {
         let config = LlamaConfig(hiddenSize: 32, intermediateSize: 64, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2,
                                  rmsNormEps: 1e-5, maxPositionEmbeddings: 512, vocabSize: 300, tieWordEmbeddings: true)
         let parameters = LlamaModel.makeParameters(config)
@@ -59,6 +61,10 @@ final class ConstrainedGenerationTests: XCTestCase {
 
     /// Checks `text` against `schema` independently of the automaton (JSONSerialization + rules).
     func assertValid(_ text: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        try Self.assertValid(text, file: file, line: line)
+    }
+
+    static func assertValid(_ text: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
         let o = try XCTUnwrap(object, "not an object: \(text)", file: file, line: line)
         XCTAssertTrue(Set(o.keys).isSubset(of: ["conversation", "mood", "count"]), text, file: file, line: line)

@@ -147,6 +147,35 @@ final class StructuredGenerateTests: XCTestCase {
         XCTAssertTrue(ok.turns.first?["value"]?.contains("<image>") ?? false)
     }
 
+    /// A structured answer that ended at max_tokens: complete JSON (the server closed it early) is
+    /// stored ok — it parsed — with a reason saying its last field was cut; JSON that does not
+    /// parse stays "truncated"; free text that ended at max_tokens stays "truncated" too.
+    func testStructuredResponsesEndedAtMaxTokensAreOkWhenTheyParse() throws {
+        let answers = [#"{"description": "A dog lies on green grass in the"}"#, #"{"description": "A dog on"#]
+        let counter = Counter()
+        let server = try MockOpenAIServer { _ in MockOpenAIServer.completion(content: answers[(counter.next() - 1) % answers.count], finishReason: "length") }
+        try server.start()
+        defer { server.stop() }
+        var cfg = ClientConfig(baseURL: server.baseURL, apiKey: nil)
+        cfg.maxRetries = 0
+        var options = GenerateOptions(limit: 2, model: "mock-model", baseURL: server.baseURL)
+        options.concurrency = 1
+        options.structuredOutput = true
+        let s = try Generator(database: db, spec: try spec("detail"), client: try OpenAIClient(config: cfg), options: options).run()
+        XCTAssertEqual(s.samplesOK, 1)
+        XCTAssertEqual(s.truncated, 1)
+        let rows = try samples("detail")
+        let ok = try XCTUnwrap(rows.first { $0.status == "ok" })
+        XCTAssertEqual(ok.reason, SampleWriter.closedAtBudgetReason)
+        XCTAssertTrue(ok.reason?.contains("closed at max_tokens (last field cut)") ?? false)
+        XCTAssertEqual(ok.turns.last?["value"], "A dog lies on green grass in the")
+        let cut = try XCTUnwrap(rows.first { $0.status == "truncated" })
+        XCTAssertTrue(cut.reason?.hasPrefix("finish_reason=length") ?? false, cut.reason ?? "")
+        XCTAssertTrue(cut.reason?.contains("invalid_json") ?? false, cut.reason ?? "")
+        let finish = try db.read { try String.fetchAll($0, sql: "SELECT finish_reason FROM requests WHERE type = 'detail'") }
+        XCTAssertEqual(finish, ["length", "length"], "the request keeps finish_reason for the cut_at_max_tokens filter")
+    }
+
     func testStructuredParsingOfEachType() {
         var rng = SeededRandom(seed: 1, key: "t")
         let conv = ConversationBuilder.buildFromJSON(format: .conversation, response: "```json\n{\"conversation\": [{\"question\": \" Q1 \", \"answer\": \"A1\"}]}\n```", instruction: nil, rng: &rng)

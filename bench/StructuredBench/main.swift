@@ -13,6 +13,7 @@ import Inference
 import Models
 import Parsing
 import Prompts
+import Quality
 import Tokenizers
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
@@ -160,10 +161,14 @@ for type in types {
         group.wait()
         let seconds = now() - start
 
-        var ok = 0, truncated = 0, tokens = 0
+        // parsed = complete JSON of the right shape (closed-at-budget ones included: they parse);
+        // closed_at_budget = the constraint closed the value as max_tokens ran out (last field cut);
+        // rejected_by_repetition = parsed but a degenerate loop (the `repetition` quality filter).
+        var ok = 0, truncated = 0, tokens = 0, closedAtBudget = 0, repetitive = 0
+        let repetition = RepetitionFilter()
         var reasons: [String: Int] = [:]
         var failures: [[String: Any]] = []
-        var maskSeconds = 0.0, maskSteps = 0
+        var maskSeconds = 0.0, maskSteps = 0, budgetSearches = 0, budgetChecks = 0
         var example = ""
         for (i, ann) in images.enumerated() {
             guard let result = collector.results[i] else { reasons["request_failed", default: 0] += 1; continue }
@@ -174,38 +179,60 @@ for type in types {
             let built = structured
                 ? ConversationBuilder.buildFromJSON(format: format, response: text, instruction: instruction, rng: &rng)
                 : ConversationBuilder.build(format: format, response: text, instruction: instruction, rng: &rng)
-            if result.finishReason == .length {
+            switch built {
+            case .failure(let f) where result.finishReason == .length:
                 truncated += 1
                 reasons["truncated", default: 0] += 1
                 // What a truncated answer spent its budget on (the tail shows a loop or escapes).
-                failures.append(["image_id": ann.imageID, "reason": "truncated", "tokens": result.tokens.count,
+                failures.append(["image_id": ann.imageID, "reason": "truncated", "parse": f.reason, "tokens": result.tokens.count,
                                  "characters": text.count, "tail": String(text.suffix(300))])
-            } else if case .failure(let f) = built {
+            case .failure(let f):
                 reasons[f.reason, default: 0] += 1
                 failures.append(["image_id": ann.imageID, "reason": f.reason, "tokens": result.tokens.count, "tail": String(text.suffix(300))])
-            } else {
+            case .success(let turns):
                 ok += 1
+                if result.closedAtTokenBudget {
+                    closedAtBudget += 1
+                    failures.append(["image_id": ann.imageID, "reason": "closed_at_budget", "finish": result.finishReason.rawValue,
+                                     "tokens": result.tokens.count, "characters": text.count, "tail": String(text.suffix(300))])
+                }
+                let sample = QualitySample(id: Int64(i), type: type, format: spec.format, turns: turns.map { QualitySample.Turn(from: $0.from, value: $0.value) })
+                if let why = repetition.check(sample) {
+                    repetitive += 1
+                    failures.append(["image_id": ann.imageID, "reason": "repetition", "why": why, "tokens": result.tokens.count,
+                                     "tail": String(text.suffix(300))])
+                }
             }
             if i == 0 { example = String(text.prefix(300)) }
-            // The mask work of this output, replayed: one mask per generated token (+ the final EOS).
+            // The mask work of this output, replayed with the same token budget: one mask per
+            // generated token (+ the final EOS), budget searches and checks included.
             if structured, let constraint = try compiler.makeConstraint(for: responseFormat, stopTokenIDs: stops) {
-                for id in result.tokens {
+                for (k, id) in result.tokens.enumerated() {
+                    constraint.remainingTokens = maxTokens - k
                     _ = constraint.allowedMask()
                     constraint.accept(id)
                 }
-                _ = constraint.allowedMask()
+                if result.tokens.count < maxTokens {
+                    constraint.remainingTokens = maxTokens - result.tokens.count
+                    _ = constraint.allowedMask()
+                }
                 maskSeconds += constraint.maskSeconds
                 maskSteps += constraint.maskCount
+                budgetSearches += constraint.budgetSearches
+                budgetChecks += constraint.budgetCheckedTokens
             }
         }
         var fields: [String: Any] = ["what": "parse_rate", "type": type, "mode": mode, "samples": images.count, "ok": ok,
                                      "parse_rate": Double(ok) / Double(max(1, images.count)), "truncated": truncated, "reasons": reasons,
+                                     "closed_at_budget": closedAtBudget, "rejected_by_repetition": repetitive,
                                      "completion_tokens": tokens, "seconds": seconds, "max_tokens": maxTokens,
                                      "sampling": greedy ? "greedy" : "temperature \(spec.temperature)", "example": example,
                                      "errors": collector.errors, "failures": failures]
         if structured {
             fields["mask_ms_per_token"] = maskSteps > 0 ? maskSeconds / Double(maskSteps) * 1000 : 0
             fields["mask_steps"] = maskSteps
+            fields["budget_searches"] = budgetSearches
+            fields["budget_checked_tokens"] = budgetChecks
         }
         emit(fields)
     }

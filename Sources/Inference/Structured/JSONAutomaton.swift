@@ -1,5 +1,5 @@
-/// One level of the pushdown automaton's stack (plain data, compared field by field).
-struct JSONFrame: Equatable {
+/// One level of the pushdown automaton's stack (plain data, compared and hashed field by field).
+struct JSONFrame: Hashable {
     enum Kind: UInt8 {
         /// The bottom: before the value (`phase` 0) or after it (1: only EOS may follow).
         case root

@@ -60,8 +60,8 @@ public final class TokenConstraint {
     let automaton: JSONAutomaton
     let stopTokenIDs: [Int]
     /// The live stacks (bottom → top); several while an anyOf is undecided.
-    private var stacks: [[JSONFrame]]
-    private var mask: [UInt64]
+    var stacks: [[JSONFrame]]
+    var mask: [UInt64]
     private let maxStacks = 16
     private let scratch: UnsafeMutablePointer<Int32>
     private let levelTops: UnsafeMutablePointer<Int32>
@@ -73,6 +73,16 @@ public final class TokenConstraint {
     public private(set) var maskCount = 0
     /// A token outside the mask was accepted: only the stop tokens are allowed from then on.
     public private(set) var isBroken = false
+
+    /// Tokens the caller can still generate, counting the one about to be chosen (nil: no
+    /// limit). Set it before every mask: when only just enough are left to finish the value (and
+    /// one more for the stop token), the mask allows only the next token of the value's shortest
+    /// completion (see TokenBudget.swift).
+    public var remainingTokens: Int?
+    /// The value was closed early because the budget ran out: it is complete JSON, but the field
+    /// being written when closing began was cut short.
+    public internal(set) var closedAtTokenBudget = false
+    var budget = BudgetState()
 
     init(grammar: JSONGrammar, vocabulary: TokenVocabulary, stopTokenIDs: Set<Int>) {
         self.vocabulary = vocabulary
@@ -123,6 +133,29 @@ public final class TokenConstraint {
             maskSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             maskCount += 1
         }
+        if let remaining = remainingTokens, !isBroken, !stacks.isEmpty {
+            switch budgetAction(remaining: remaining) {
+            case .free: break
+            case .force(let id):
+                for w in 0..<mask.count { mask[w] = 0 }
+                mask[id >> 6] |= 1 << UInt64(id & 63)
+                return mask
+            case .stopsOnly:
+                for w in 0..<mask.count { mask[w] = 0 }
+                for id in stopTokenIDs where id >= 0 && id < vocabulary.count { mask[id >> 6] |= 1 << UInt64(id & 63) }
+                return mask
+            case .filter(let limit, let slack):
+                computeMask()
+                removeTokensPastBudget(limit: limit, slack: slack)
+                return mask
+            }
+        }
+        computeMask()
+        return mask
+    }
+
+    /// The grammar's mask for the live stacks, into `mask`.
+    private func computeMask() {
         for w in 0..<mask.count { mask[w] = 0 }
         var canEnd = isBroken || stacks.isEmpty
         for stack in stacks {
@@ -156,7 +189,6 @@ public final class TokenConstraint {
         if mask.allSatisfy({ $0 == 0 }) {
             for id in stopTokenIDs where id >= 0 && id < vocabulary.count { mask[id >> 6] |= 1 << UInt64(id & 63) }
         }
-        return mask
     }
 
     /// Depth-first over the trie in preorder: the state at depth d is the set of stacks after the
@@ -199,6 +231,7 @@ public final class TokenConstraint {
     /// outside the mask breaks the constraint (from then on only stop tokens are allowed).
     public func accept(_ id: Int) {
         guard !stopTokenIDs.contains(id) else { return }
+        budgetAccepted(id)
         guard !isBroken, id >= 0, id < vocabulary.tokenBytes.count, let bytes = vocabulary.tokenBytes[id], !bytes.isEmpty,
               advance(bytes) else {
             isBroken = true
@@ -211,6 +244,7 @@ public final class TokenConstraint {
     public func acceptText(_ text: [UInt8]) -> Bool { accept(text: text) }
 
     func accept(text: [UInt8]) -> Bool {
+        budgetAccepted(nil)
         guard !isBroken, advance(text) else { isBroken = true; stacks = []; return false }
         return true
     }

@@ -67,6 +67,8 @@ public final class TokenVocabulary: @unchecked Sendable {
     /// holds every plain token.
     let plainUpTo: [[UInt64]]
     let longestToken: Int
+    /// Tokens with a `"` byte: inside a string, the only ones that can leave it (budget checks).
+    let quoteTokens: [UInt64]
 
     /// `tokenBytes[id]` = the bytes the id decodes to inside a text (nil: special or control);
     /// `count` = the number of logits (≥ `tokenBytes.count`).
@@ -77,11 +79,14 @@ public final class TokenVocabulary: @unchecked Sendable {
         var all: [(bytes: [UInt8], id: Int32)] = []
         var nonPlain: [(bytes: [UInt8], id: Int32)] = []
         var plainLength: [(id: Int, characters: Int)] = []
+        var quotes = [UInt64](repeating: 0, count: words)
         for (id, b) in tokenBytes.enumerated() {
             guard let b, !b.isEmpty else { continue }
+            if b.contains(0x22) { quotes[id >> 6] |= 1 << UInt64(id & 63) }
             all.append((b, Int32(id)))
             if let n = Self.plainCharacterCount(b) { plainLength.append((id, n)) } else { nonPlain.append((b, Int32(id))) }
         }
+        quoteTokens = quotes
         fullTrie = Trie(all)
         nonPlainTrie = Trie(nonPlain)
         longestToken = fullTrie.maxDepth
@@ -92,6 +97,42 @@ public final class TokenVocabulary: @unchecked Sendable {
             for k in 1...maxCharacters { for w in 0..<words { table[k][w] |= table[k - 1][w] } }
         }
         plainUpTo = table
+    }
+
+    /// `bytes` as token ids by greedy longest exact match over the byte trie, never using an id
+    /// in `excluded` (stop tokens); nil when some position starts no usable token. Byte-level
+    /// vocabularies have a token for every single byte, so this only fails for foreign ones.
+    func greedyTokens(_ bytes: [UInt8], excluding excluded: [Int]) -> [Int]? {
+        let t = fullTrie
+        let n = t.byte.count
+        var out: [Int] = []
+        var position = 0
+        while position < bytes.count {
+            var first = 0  // first node of the sibling run at depth `d`
+            var d = 1
+            var best = -1, bestLength = 0
+            while position + d <= bytes.count {
+                let c = bytes[position + d - 1]
+                var i = first, found = -1
+                while i < n && Int(t.depth[i]) == d {
+                    if t.byte[i] == c { found = i; break }
+                    i = Int(t.skip[i])
+                }
+                guard found >= 0 else { break }
+                for k in Int(t.tokenStart[found])..<Int(t.tokenStart[found + 1]) where !excluded.contains(Int(t.tokens[k])) {
+                    best = Int(t.tokens[k])
+                    bestLength = d
+                    break
+                }
+                guard found + 1 < n, Int(t.depth[found + 1]) == d + 1 else { break }
+                first = found + 1
+                d += 1
+            }
+            guard best >= 0 else { return nil }
+            out.append(best)
+            position += bestLength
+        }
+        return out
     }
 
     /// Characters of `bytes` when they are plain JSON-string content: strictly valid, complete
