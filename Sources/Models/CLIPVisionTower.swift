@@ -97,26 +97,39 @@ public final class CLIPVisionTower {
     /// → `[rows, hidden·layers.count]`, rows = patches (`.default`, CLS dropped) or patches + 1
     /// (`.full`). Several layers are concatenated along the feature axis, in the order given.
     public func features(pixels: UnsafePointer<Float>, layers: [Int], strategy: VisionFeatureStrategy) throws -> [Float] {
+        try features(pixels: pixels, images: 1, layers: layers, strategy: strategy)
+    }
+
+    /// `features` of `images` images at once (pixels `[images, channels, H, W]`) → each image's
+    /// rows in turn. The encoder runs all images' positions through each matrix together (one
+    /// sgemm per matrix over images × positions rows: larger, faster products), attention per image.
+    public func features(pixels: UnsafePointer<Float>, images: Int, layers: [Int], strategy: VisionFeatureStrategy) throws -> [Float] {
+        precondition(images > 0, "CLIPVisionTower.features: no image")
         let c = config, h = c.hiddenSize, n = c.positionCount
+        let perImage = c.numChannels * c.imageSize * c.imageSize
         let wanted = try layers.map(hiddenStateIndex)
         let deepest = wanted.max() ?? 0
-        let x = FloatBuffer(count: n * h)
-        embed(pixels: pixels, into: x.pointer)
-        let scratch = LayerScratch(config: c)
+        let x = FloatBuffer(count: images * n * h)
+        for image in 0..<images { embed(pixels: pixels + image * perImage, into: x.pointer + image * n * h) }
+        let scratch = LayerScratch(config: c, images: images)
         let width = h * wanted.count
         let firstRow = strategy == .default ? 1 : 0
         let rows = n - firstRow
-        var out = [Float](repeating: 0, count: rows * width)
+        var out = [Float](repeating: 0, count: images * rows * width)
         func collect(_ state: Int) {
             for (slot, index) in wanted.enumerated() where index == state {
                 out.withUnsafeMutableBufferPointer { o in
-                    for r in 0..<rows { (o.baseAddress! + r * width + slot * h).update(from: x.pointer + (r + firstRow) * h, count: h) }
+                    for image in 0..<images {
+                        for r in 0..<rows {
+                            (o.baseAddress! + (image * rows + r) * width + slot * h).update(from: x.pointer + (image * n + r + firstRow) * h, count: h)
+                        }
+                    }
                 }
             }
         }
         collect(0)
         for layer in 0..<deepest {
-            encoderLayer(layer, x: x.pointer, scratch: scratch)
+            encoderLayer(layer, x: x.pointer, images: images, scratch: scratch)
             collect(layer + 1)
         }
         return out
@@ -150,18 +163,18 @@ public final class CLIPVisionTower {
     private final class LayerScratch {
         let norm, q, k, v, attention, projection: FloatBuffer
         let probs, hidden: FloatBuffer
-        init(config c: CLIPVisionConfig) {
-            let n = c.positionCount, h = c.hiddenSize
+        init(config c: CLIPVisionConfig, images: Int) {
+            let n = images * c.positionCount, h = c.hiddenSize
             norm = FloatBuffer(count: n * h); q = FloatBuffer(count: n * h); k = FloatBuffer(count: n * h)
             v = FloatBuffer(count: n * h); attention = FloatBuffer(count: n * h); projection = FloatBuffer(count: n * h)
-            probs = FloatBuffer(count: c.numAttentionHeads * n * n)
+            probs = FloatBuffer(count: images * c.numAttentionHeads * c.positionCount * c.positionCount)
             hidden = FloatBuffer(count: n * c.intermediateSize)
         }
     }
 
-    /// x `[positions, C]` ← x + attn(LN1(x)); x ← x + fc2(act(fc1(LN2(x)))).
-    private func encoderLayer(_ i: Int, x: UnsafeMutablePointer<Float>, scratch s: LayerScratch) {
-        let c = config, h = c.hiddenSize, n = c.positionCount, inter = c.intermediateSize
+    /// x `[images·positions, C]` ← x + attn(LN1(x)) (attention within each image); x ← x + fc2(act(fc1(LN2(x)))).
+    private func encoderLayer(_ i: Int, x: UnsafeMutablePointer<Float>, images: Int, scratch s: LayerScratch) {
+        let c = config, h = c.hiddenSize, n = images * c.positionCount, inter = c.intermediateSize
         LayerNorm.forward(out: s.norm.pointer, mean: nil, rstd: nil, input: x, weight: lw(i, "layer_norm1.weight"), bias: lw(i, "layer_norm1.bias"),
                           rows: n, dim: h, eps: c.layerNormEps)
         for (proj, out) in [("q_proj", s.q), ("k_proj", s.k), ("v_proj", s.v)] {
@@ -170,7 +183,7 @@ public final class CLIPVisionTower {
         }
         let shape = Attention.Shape(tokens: n, heads: c.numAttentionHeads, kvHeads: c.numAttentionHeads, headDim: c.headDim, causal: false)
         Attention.forward(out: s.attention.pointer, probs: s.probs.pointer, q: s.q.pointer, k: s.k.pointer, v: s.v.pointer,
-                          shape: shape, scale: 1 / Float(c.headDim).squareRoot())
+                          segments: [Int](repeating: c.positionCount, count: images), shape: shape, scale: 1 / Float(c.headDim).squareRoot())
         Linear.forward(out: s.projection.pointer, input: s.attention.pointer, weight: lw(i, "self_attn.out_proj.weight"), bias: lw(i, "self_attn.out_proj.bias"),
                        rows: n, inFeatures: h, outFeatures: h)
         Residual.forward(out: x, a: x, b: s.projection.pointer, count: n * h)

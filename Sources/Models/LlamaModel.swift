@@ -132,13 +132,13 @@ public final class LlamaModel {
             Linear.forward(out: l.v.pointer, input: l.norm1.pointer, weight: weight(w.v), bias: optionalWeight(w.vBias),
                            rows: t, inFeatures: hidden, outFeatures: c.kvWidth)
             adapter?.forward(layer: index, projection: .v, out: l.v.pointer, input: l.norm1.pointer, rows: t)
-            forEachSegment(a) { start, length, probsOffset in
-                let q = l.q.pointer + start * c.qWidth, k = l.k.pointer + start * c.kvWidth, v = l.v.pointer + start * c.kvWidth
-                RoPE.forward(q, table: rotary, tokens: length, heads: c.numAttentionHeads)
-                RoPE.forward(k, table: rotary, tokens: length, heads: c.numKeyValueHeads)
-                Attention.forward(out: l.attention.pointer + start * c.qWidth, probs: l.probs.pointer + probsOffset, q: q, k: k, v: v,
-                                  shape: attentionShape(length), scale: scale)
+            forEachSegment(a) { start, length, _ in
+                RoPE.forward(l.q.pointer + start * c.qWidth, table: rotary, tokens: length, heads: c.numAttentionHeads)
+                RoPE.forward(l.k.pointer + start * c.kvWidth, table: rotary, tokens: length, heads: c.numKeyValueHeads)
             }
+            // Every packed sequence's heads in one pass (one fork/join per layer).
+            Attention.forward(out: l.attention.pointer, probs: l.probs.pointer, q: l.q.pointer, k: l.k.pointer, v: l.v.pointer,
+                              segments: a.segments, shape: attentionShape(t), scale: scale)
             Linear.forward(out: a.projection.pointer, input: l.attention.pointer, weight: weight(w.o), bias: optionalWeight(w.oBias),
                            rows: t, inFeatures: c.qWidth, outFeatures: hidden)
             adapter?.forward(layer: index, projection: .o, out: a.projection.pointer, input: l.attention.pointer, rows: t)
@@ -170,7 +170,7 @@ public final class LlamaModel {
                        rows: logitRows.count, inFeatures: hidden, outFeatures: c.vocabSize)
     }
 
-    /// The causal attention shape of one packed segment.
+    /// The causal attention shape of `length` rows (one sequence, or several packed: pass `segments`).
     public func attentionShape(_ length: Int) -> Attention.Shape {
         Attention.Shape(tokens: length, heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads, headDim: config.headDim, causal: true)
     }

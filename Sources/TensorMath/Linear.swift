@@ -23,6 +23,8 @@ public enum Linear {
 
     /// Accumulates: dinput `[rows, in]` += dout · weight; dweight `[out, in]` += doutᵀ · input;
     /// dbias `[out]` += column sums of dout. Pass `nil` for gradients that are not wanted.
+    /// `accumulateInput: false` writes dinput = dout · weight instead (the product's own β = 0:
+    /// no zeroing pass before it).
     public static func backward(
         dinput: UnsafeMutablePointer<Float>?,
         dweight: UnsafeMutablePointer<Float>?,
@@ -30,13 +32,14 @@ public enum Linear {
         dout: UnsafePointer<Float>,
         input: UnsafePointer<Float>,
         weight: UnsafePointer<Float>,
-        rows: Int, inFeatures: Int, outFeatures: Int
+        rows: Int, inFeatures: Int, outFeatures: Int,
+        accumulateInput: Bool = true
     ) {
         OpProfile.measure("linear.backward") {
             if let dinput {
                 BLAS.gemm(.none, .none, m: rows, n: inFeatures, k: outFeatures,
                           a: dout, lda: outFeatures, b: weight, ldb: inFeatures,
-                          beta: 1, c: dinput, ldc: inFeatures)
+                          beta: accumulateInput ? 1 : 0, c: dinput, ldc: inFeatures)
             }
             if let dweight {
                 BLAS.gemm(.transpose, .none, m: outFeatures, n: inFeatures, k: rows,

@@ -34,6 +34,27 @@ public enum Parallel {
         }
     }
 
+    /// `body(item)` once for each item of `0..<count`, the items claimed one at a time (in order)
+    /// by up to `threadCount` workers: items of uneven cost balance themselves, and a worker the
+    /// OS delays takes fewer. Which worker runs an item is not fixed, so `body` must write only
+    /// that item's outputs (its result then does not depend on the schedule).
+    public static func forEachItem(_ count: Int, _ body: (Int) -> Void) {
+        if count <= 0 { return }
+        let workers = min(threadCount, count)
+        if workers <= 1 {
+            for item in 0..<count { body(item) }
+            return
+        }
+        let next = ItemCounter()
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let item = next.claim()
+                if item >= count { return }
+                body(item)
+            }
+        }
+    }
+
     /// `body(chunk, range)` for `chunks` (default: the thread count, at most `count`) contiguous
     /// ranges covering `0..<count`, one per worker, with the chunk's index (for per-worker scratch).
     public static func forEachChunk(_ count: Int, chunks requested: Int? = nil, _ body: (Int, Range<Int>) -> Void) {
@@ -48,5 +69,20 @@ public enum Parallel {
             let start = chunk * base + min(chunk, extra)
             body(chunk, start..<(start + base + (chunk < extra ? 1 : 0)))
         }
+    }
+}
+
+/// The next unclaimed item of `Parallel.forEachItem` (a lock: items take ≥ tens of µs, so a claim's
+/// ~50 ns is noise).
+private final class ItemCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var next = 0
+
+    func claim() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        let item = next
+        next += 1
+        return item
     }
 }

@@ -38,10 +38,12 @@ public enum SwiGLU {
         }
     }
 
-    /// dgate += dout·up·silu'(gate); dup += dout·silu(gate).
+    /// dgate += dout·up·silu'(gate); dup += dout·silu(gate). `accumulate: false` writes them
+    /// instead (no read of the old values, no zeroing pass before).
     public static func backward(
         dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>,
-        dout: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int
+        dout: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int,
+        accumulate: Bool = true
     ) {
         OpProfile.measure("swiglu.backward") {
             Parallel.forEachRange(count, grain: 32_768) { range in
@@ -49,8 +51,13 @@ public enum SwiGLU {
                     let g = VectorExp.load(gate, i, lanes: lanes), u = VectorExp.load(up, i, lanes: lanes)
                     let dy = VectorExp.load(dout, i, lanes: lanes)
                     let s = 1 / (1 + VectorExp.exp(-g))
-                    VectorExp.store(VectorExp.load(dgate, i, lanes: lanes) + dy * u * s * (1 + g * (1 - s)), dgate, i, lanes: lanes)
-                    VectorExp.store(VectorExp.load(dup, i, lanes: lanes) + dy * g * s, dup, i, lanes: lanes)
+                    var dg = dy * u * s * (1 + g * (1 - s)), du = dy * g * s
+                    if accumulate {
+                        dg = VectorExp.load(dgate, i, lanes: lanes) + dg
+                        du = VectorExp.load(dup, i, lanes: lanes) + du
+                    }
+                    VectorExp.store(dg, dgate, i, lanes: lanes)
+                    VectorExp.store(du, dup, i, lanes: lanes)
                 }
             }
         }

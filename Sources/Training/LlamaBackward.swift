@@ -2,8 +2,8 @@ import Models
 import TensorMath
 
 /// Gradient scratch for one backward pass of `tokens` positions (llm.c's "grads_acts"): one set
-/// reused by every layer, so memory is independent of depth. Every buffer is overwritten or
-/// zeroed before it accumulates, so a workspace can be reused across steps.
+/// reused by every layer, so memory is independent of depth. Every buffer is written over before
+/// anything accumulates into it, so a workspace can be reused across steps.
 public final class LlamaBackwardWorkspace {
     public let tokens: Int
     /// d(residual stream) `[T, C]`: d(layer output) on entry to a layer, d(layer input) on exit.
@@ -78,40 +78,43 @@ extension LlamaModel {
         }
         let scale = 1 / Float(c.headDim).squareRoot()
 
-        // lm_head (tied: the embedding table) and the final norm.
-        zero(w.dNorm, t * hidden)
+        // lm_head (tied: the embedding table) and the final norm. Every d(activation) buffer is
+        // written over by its first product (β = 0) or op (`accumulate: false`): no zeroing passes.
         if let logitRows, logitRows.count < t {
             // dLogits is [R, V] for the rows forward(activations:logitRows:) projected; the others had no logits.
             let rows = logitRows.count
             LlamaModel.gather(rows: logitRows, from: a.finalNorm.pointer, into: w.headInput.pointer, width: hidden, limit: t)
-            zero(w.dHeadInput, rows * hidden)
             Linear.backward(dinput: w.dHeadInput.pointer, dweight: optional(g, headOffset), dbias: nil, dout: dLogits,
-                            input: w.headInput.pointer, weight: p + headOffset, rows: rows, inFeatures: hidden, outFeatures: c.vocabSize)
+                            input: w.headInput.pointer, weight: p + headOffset, rows: rows, inFeatures: hidden, outFeatures: c.vocabSize,
+                            accumulateInput: false)
+            // Rows without logits get no gradient.
+            var next = 0
             for (r, row) in logitRows.enumerated() {
+                precondition(row >= next, "LlamaModel.backward: logitRows must ascend")
+                if next < row { (w.dNorm.pointer + next * hidden).update(repeating: 0, count: (row - next) * hidden) }
                 (w.dNorm.pointer + row * hidden).update(from: w.dHeadInput.pointer + r * hidden, count: hidden)
+                next = row + 1
             }
+            if next < t { (w.dNorm.pointer + next * hidden).update(repeating: 0, count: (t - next) * hidden) }
         } else {
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, headOffset), dbias: nil, dout: dLogits,
-                            input: a.finalNorm.pointer, weight: p + headOffset, rows: t, inFeatures: hidden, outFeatures: c.vocabSize)
+                            input: a.finalNorm.pointer, weight: p + headOffset, rows: t, inFeatures: hidden, outFeatures: c.vocabSize,
+                            accumulateInput: false)
         }
-        zero(w.dStream, t * hidden)
         RMSNorm.backward(dinput: w.dStream.pointer, dweight: optional(g, finalNormOffset), dout: w.dNorm.pointer,
-                         input: a.finalInput.pointer, weight: p + finalNormOffset, rstd: a.finalRstd.pointer, rows: t, dim: hidden)
+                         input: a.finalInput.pointer, weight: p + finalNormOffset, rstd: a.finalRstd.pointer, rows: t, dim: hidden,
+                         accumulate: false)
 
         for index in stride(from: layerOffsets.count - 1, through: 0, by: -1) {
             let o = layerOffsets[index], l = a.layers[index]
             // output = middle + down(silu(gate)·up): dStream is d(output) = d(middle) so far.
-            zero(w.dGated, t * inter)
             Linear.backward(dinput: w.dGated.pointer, dweight: optional(g, o.down), dbias: optional(g, o.downBias), dout: w.dStream.pointer,
-                            input: l.gated.pointer, weight: p + o.down, rows: t, inFeatures: inter, outFeatures: hidden)
+                            input: l.gated.pointer, weight: p + o.down, rows: t, inFeatures: inter, outFeatures: hidden, accumulateInput: false)
             adapter?.backward(layer: index, projection: .down, dinput: w.dGated.pointer, dout: w.dStream.pointer, input: l.gated.pointer, rows: t)
-            zero(w.dGate, t * inter)
-            zero(w.dUp, t * inter)
             SwiGLU.backward(dgate: w.dGate.pointer, dup: w.dUp.pointer, dout: w.dGated.pointer,
-                            gate: l.gate.pointer, up: l.up.pointer, count: t * inter)
-            zero(w.dNorm, t * hidden)
+                            gate: l.gate.pointer, up: l.up.pointer, count: t * inter, accumulate: false)
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.gate), dbias: optional(g, o.gateBias), dout: w.dGate.pointer,
-                            input: l.norm2.pointer, weight: p + o.gate, rows: t, inFeatures: hidden, outFeatures: inter)
+                            input: l.norm2.pointer, weight: p + o.gate, rows: t, inFeatures: hidden, outFeatures: inter, accumulateInput: false)
             adapter?.backward(layer: index, projection: .gate, dinput: w.dNorm.pointer, dout: w.dGate.pointer, input: l.norm2.pointer, rows: t)
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.up), dbias: optional(g, o.upBias), dout: w.dUp.pointer,
                             input: l.norm2.pointer, weight: p + o.up, rows: t, inFeatures: hidden, outFeatures: inter)
@@ -120,25 +123,19 @@ extension LlamaModel {
                              input: l.middle.pointer, weight: p + o.postNorm, rstd: l.rstd2.pointer, rows: t, dim: hidden)
 
             // middle = input + o_proj(attention): dStream is now d(middle) = d(input) so far.
-            zero(w.dAttention, t * c.qWidth)
             Linear.backward(dinput: w.dAttention.pointer, dweight: optional(g, o.o), dbias: optional(g, o.oBias), dout: w.dStream.pointer,
-                            input: l.attention.pointer, weight: p + o.o, rows: t, inFeatures: c.qWidth, outFeatures: hidden)
+                            input: l.attention.pointer, weight: p + o.o, rows: t, inFeatures: c.qWidth, outFeatures: hidden, accumulateInput: false)
             adapter?.backward(layer: index, projection: .o, dinput: w.dAttention.pointer, dout: w.dStream.pointer, input: l.attention.pointer, rows: t)
-            zero(w.dq, t * c.qWidth)
-            zero(w.dk, t * c.kvWidth)
-            zero(w.dv, t * c.kvWidth)
-            forEachSegment(a) { start, length, probsOffset in
-                let qOffset = start * c.qWidth, kvOffset = start * c.kvWidth
-                Attention.backward(dq: w.dq.pointer + qOffset, dk: w.dk.pointer + kvOffset, dv: w.dv.pointer + kvOffset,
-                                   dout: w.dAttention.pointer + qOffset, probs: l.probs.pointer + probsOffset,
-                                   q: l.q.pointer + qOffset, k: l.k.pointer + kvOffset, v: l.v.pointer + kvOffset, shape: attentionShape(length), scale: scale)
+            Attention.backward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.dAttention.pointer, probs: l.probs.pointer,
+                               q: l.q.pointer, k: l.k.pointer, v: l.v.pointer, segments: a.segments, shape: attentionShape(t), scale: scale,
+                               accumulate: false)
+            forEachSegment(a) { start, length, _ in
                 // q and k were rotated after their projections; undo the rotation on their gradients.
-                RoPE.backward(w.dq.pointer + qOffset, table: rotary, tokens: length, heads: c.numAttentionHeads)
-                RoPE.backward(w.dk.pointer + kvOffset, table: rotary, tokens: length, heads: c.numKeyValueHeads)
+                RoPE.backward(w.dq.pointer + start * c.qWidth, table: rotary, tokens: length, heads: c.numAttentionHeads)
+                RoPE.backward(w.dk.pointer + start * c.kvWidth, table: rotary, tokens: length, heads: c.numKeyValueHeads)
             }
-            zero(w.dNorm, t * hidden)
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.q), dbias: optional(g, o.qBias), dout: w.dq.pointer,
-                            input: l.norm1.pointer, weight: p + o.q, rows: t, inFeatures: hidden, outFeatures: c.qWidth)
+                            input: l.norm1.pointer, weight: p + o.q, rows: t, inFeatures: hidden, outFeatures: c.qWidth, accumulateInput: false)
             adapter?.backward(layer: index, projection: .q, dinput: w.dNorm.pointer, dout: w.dq.pointer, input: l.norm1.pointer, rows: t)
             Linear.backward(dinput: w.dNorm.pointer, dweight: optional(g, o.k), dbias: optional(g, o.kBias), dout: w.dk.pointer,
                             input: l.norm1.pointer, weight: p + o.k, rows: t, inFeatures: hidden, outFeatures: c.kvWidth)

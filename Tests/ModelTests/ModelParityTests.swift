@@ -111,6 +111,17 @@ final class ModelParityTests: XCTestCase {
         let full = try model.vision.features(pixels: pixels, layers: [-2], strategy: .full)
         XCTAssertEqual(full.count, (model.rowsPerImage + 1) * model.config.visionConfig.hiddenSize)
         XCTAssertEqual(Array(full.suffix(features.count)), features)
+        // Several images run through the tower together give each image's own features.
+        let second = pixels.enumerated().map { $0.element * 0.5 + Float($0.offset % 7) * 0.1 }
+        let batched = try (pixels + second).withUnsafeBufferPointer {
+            try model.vision.features(pixels: $0.baseAddress!, images: 2, layers: model.config.visionFeatureLayers,
+                                      strategy: model.config.visionFeatureSelectStrategy)
+        }
+        let alone = try model.visionFeatures(pixelValues: second, images: 1)
+        XCTAssertEqual(batched.count, 2 * features.count)
+        XCTAssertLessThanOrEqual(Fixtures.maxAbsDifference(Array(batched.prefix(features.count)), features), 1e-5)
+        XCTAssertLessThanOrEqual(Fixtures.maxAbsDifference(Array(batched.suffix(features.count)), alone), 1e-5)
+        XCTAssertGreaterThan(Fixtures.maxAbsDifference(alone, features), 1e-3)
     }
 
     func testLlavaFromSeparatePartsMatchesTransformers() throws {

@@ -81,6 +81,82 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Packed sequences (one pass over every segment's heads) give what each sequence gives alone,
+    /// and `accumulate: false` writes the gradients without reading them (NaN-filled buffers).
+    func testPackedAttentionMatchesPerSequenceAndOverwritesGradients() {
+        let segments = [300, 70, 129], heads = 4, kvHeads = 2, d = 8, t = segments.reduce(0, +)
+        let qw = heads * d, kw = kvHeads * d, scale: Float = 0.6
+        let q = buffer(t * qw), k = buffer(t * kw), v = buffer(t * kw), dout = buffer(t * qw)
+        let shape = Attention.Shape(tokens: t, heads: heads, kvHeads: kvHeads, headDim: d, causal: true)
+        let probsCount = Attention.probsCount(heads: heads, segments: segments)
+        let out = FloatBuffer(count: t * qw), probs = FloatBuffer(count: probsCount)
+        probs.fill(.nan)
+        Attention.forward(out: out.pointer, probs: probs.pointer, q: q.pointer, k: k.pointer, v: v.pointer, segments: segments, shape: shape, scale: scale)
+        let dq = FloatBuffer(count: t * qw), dk = FloatBuffer(count: t * kw), dv = FloatBuffer(count: t * kw)
+        for b in [dq, dk, dv] { b.fill(.nan) }
+        Attention.backward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dout: dout.pointer, probs: probs.pointer,
+                           q: q.pointer, k: k.pointer, v: v.pointer, segments: segments, shape: shape, scale: scale, accumulate: false)
+        var start = 0, probsOffset = 0
+        for n in segments {
+            let one = Attention.Shape(tokens: n, heads: heads, kvHeads: kvHeads, headDim: d, causal: true)
+            let soloOut = FloatBuffer(count: n * qw), soloProbs = FloatBuffer(count: one.probsCount)
+            Attention.forward(out: soloOut.pointer, probs: soloProbs.pointer, q: q.pointer + start * qw, k: k.pointer + start * kw,
+                              v: v.pointer + start * kw, shape: one, scale: scale)
+            let soloDq = FloatBuffer(count: n * qw), soloDk = FloatBuffer(count: n * kw), soloDv = FloatBuffer(count: n * kw)
+            Attention.backward(dq: soloDq.pointer, dk: soloDk.pointer, dv: soloDv.pointer, dout: dout.pointer + start * qw, probs: soloProbs.pointer,
+                               q: q.pointer + start * qw, k: k.pointer + start * kw, v: v.pointer + start * kw, shape: one, scale: scale)
+            assertClose(out.pointer + start * qw, soloOut.toArray().map(Double.init), tolerance: 1e-6, "out, segment of \(n)")
+            assertClose(probs.pointer + probsOffset, soloProbs.toArray().map(Double.init), tolerance: 1e-6, "probs, segment of \(n)")
+            assertClose(dq.pointer + start * qw, soloDq.toArray().map(Double.init), tolerance: 1e-6, "dq, segment of \(n)")
+            assertClose(dk.pointer + start * kw, soloDk.toArray().map(Double.init), tolerance: 1e-6, "dk, segment of \(n)")
+            assertClose(dv.pointer + start * kw, soloDv.toArray().map(Double.init), tolerance: 1e-6, "dv, segment of \(n)")
+            start += n
+            probsOffset += heads * n * n
+        }
+    }
+
+    /// The `accumulate: false` forms of the element-wise backwards equal accumulating onto zeros,
+    /// without reading the destination; RMSNorm's row-parallel d(weight) still adds onto its buffer.
+    func testOverwritingBackwardsEqualAccumulatingOntoZeros() {
+        let rows = 67, dim = 20, count = rows * dim
+        let x = buffer(count), dy = buffer(count), weight = buffer(dim), rstd = FloatBuffer(count: rows), norm = FloatBuffer(count: count)
+        RMSNorm.forward(out: norm.pointer, rstd: rstd.pointer, input: x.pointer, weight: weight.pointer, rows: rows, dim: dim, eps: 1e-5)
+        let dxAdded = FloatBuffer(count: count), dxWritten = FloatBuffer(count: count)
+        dxWritten.fill(.nan)
+        let dw = buffer(dim), dw0 = dw.toArray().map(Double.init), dwSerial = FloatBuffer(count: dim)
+        RMSNorm.backward(dinput: dxAdded.pointer, dweight: nil, dout: dy.pointer, input: x.pointer, weight: weight.pointer,
+                         rstd: rstd.pointer, rows: rows, dim: dim)
+        RMSNorm.backward(dinput: dxWritten.pointer, dweight: dw.pointer, dout: dy.pointer, input: x.pointer, weight: weight.pointer,
+                         rstd: rstd.pointer, rows: rows, dim: dim, accumulate: false)
+        assertClose(dxWritten.pointer, dxAdded.toArray().map(Double.init), tolerance: 1e-7, "rmsnorm dinput")
+        // d(weight)[i] = Σ_rows dy · x · rstd, added onto the old values.
+        for i in 0..<dim {
+            var sum = 0.0
+            for r in 0..<rows { sum += Double(dy.pointer[r * dim + i]) * Double(x.pointer[r * dim + i]) * Double(rstd.pointer[r]) }
+            dwSerial.pointer[i] = Float(dw0[i] + sum)
+        }
+        assertClose(dw.pointer, dwSerial.toArray().map(Double.init), tolerance: 1e-5, "rmsnorm dweight")
+
+        let gate = buffer(count), up = buffer(count), dgated = buffer(count)
+        let dgAdded = FloatBuffer(count: count), duAdded = FloatBuffer(count: count), dgWritten = FloatBuffer(count: count), duWritten = FloatBuffer(count: count)
+        dgWritten.fill(.nan)
+        duWritten.fill(.nan)
+        SwiGLU.backward(dgate: dgAdded.pointer, dup: duAdded.pointer, dout: dgated.pointer, gate: gate.pointer, up: up.pointer, count: count)
+        SwiGLU.backward(dgate: dgWritten.pointer, dup: duWritten.pointer, dout: dgated.pointer, gate: gate.pointer, up: up.pointer, count: count,
+                        accumulate: false)
+        assertClose(dgWritten.pointer, dgAdded.toArray().map(Double.init), tolerance: 0, "swiglu dgate")
+        assertClose(duWritten.pointer, duAdded.toArray().map(Double.init), tolerance: 0, "swiglu dup")
+
+        let outFeatures = 9, w = buffer(outFeatures * dim), dout = buffer(rows * outFeatures)
+        let dinAdded = FloatBuffer(count: count), dinWritten = FloatBuffer(count: count)
+        dinWritten.fill(.nan)
+        Linear.backward(dinput: dinAdded.pointer, dweight: nil, dbias: nil, dout: dout.pointer, input: x.pointer, weight: w.pointer,
+                        rows: rows, inFeatures: dim, outFeatures: outFeatures)
+        Linear.backward(dinput: dinWritten.pointer, dweight: nil, dbias: nil, dout: dout.pointer, input: x.pointer, weight: w.pointer,
+                        rows: rows, inFeatures: dim, outFeatures: outFeatures, accumulateInput: false)
+        assertClose(dinWritten.pointer, dinAdded.toArray().map(Double.init), tolerance: 1e-7, "linear dinput")
+    }
+
     func testFusedCrossEntropyRowMatchesNaive() {
         for count in [1, 15, 16, 17, 1000, 49_152] {
             let z = buffer(count, scale: 8)

@@ -3,6 +3,7 @@
 // fp32, in the shapes bench/train_bench.py gives PyTorch. Prints one JSON object.
 //
 //   TrainBench --config tiny|smol [--steps 6] [--warmup 1] [--tower step|cached] [--profile]
+//   TrainBench --config tiny|smol --kernels [--repeat 15]   # one layer's kernels alone (Kernels.swift)
 //
 // tokens/s = batch·sequence / median step time (steps after the warm-up). Model FLOPs per step
 // (the same formula as the Python side): 3 × the forward's matrix products of the trainable part
@@ -101,6 +102,11 @@ let towerEveryStep = option("--tower", "step") == "step"
 let profile = arguments.contains("--profile")
 
 _ = BLASRuntime.ensureBestCore()
+if arguments.contains("--kernels") {
+    let report = kernelBench(bench, repetitions: Int(option("--repeat", "15"))!)
+    print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
+    exit(0)
+}
 let peak = BLASRuntime.measureSGEMM(size: 1024, repetitions: 5)
 
 let llavaConfig = LlavaConfig(textConfig: bench.text, visionConfig: bench.vision, imageTokenIndex: bench.text.vocabSize - 1)
@@ -119,6 +125,7 @@ let v = bench.vision
 let pixels: [Float] = (0..<(v.numChannels * v.imageSize * v.imageSize)).map { Float($0 % 255) / 128 - 1 }
 let rows = model.rowsPerImage
 let texts = (0..<bench.batch).map { sequence($0, length: bench.sequenceLength, imageRows: rows, imageToken: llavaConfig.imageTokenIndex) }
+let batchPixels = [[Float]](repeating: pixels, count: bench.batch).flatMap { $0 }
 let cachedFeatures = towerEveryStep ? nil : try model.visionFeatures(pixelValues: pixels, images: 1)
 
 var stepSeconds: [Double] = []
@@ -126,11 +133,16 @@ var losses: [Double] = []
 for step in 0..<(warmup + steps) {
     if profile && step == warmup { OpProfile.reset(); OpProfile.isEnabled = true }
     let start = now()
-    var batch: [TrainingSequence] = []
-    for text in texts {
-        let features = try cachedFeatures ?? OpProfile.measure("tower.forward") { try model.visionFeatures(pixelValues: pixels, images: 1) }
-        batch.append(TrainingSequence(tokens: text.tokens, labels: text.labels, features: features))
+    // The batch's images through the tower together, as PyTorch's side runs pixel_values [batch, 3, H, W].
+    let features = try cachedFeatures.map { [[Float]](repeating: $0, count: texts.count) } ?? OpProfile.measure("tower.forward") {
+        let all = try batchPixels.withUnsafeBufferPointer {
+            try model.vision.features(pixels: $0.baseAddress!, images: texts.count, layers: llavaConfig.visionFeatureLayers,
+                                      strategy: llavaConfig.visionFeatureSelectStrategy)
+        }
+        let perImage = all.count / texts.count
+        return (0..<texts.count).map { Array(all[($0 * perImage)..<(($0 + 1) * perImage)]) }
     }
+    let batch = texts.enumerated().map { TrainingSequence(tokens: $0.element.tokens, labels: $0.element.labels, features: features[$0.offset]) }
     let report = try trainer.train(microBatches: [batch])
     let seconds = now() - start
     if step >= warmup { stepSeconds.append(seconds) }

@@ -1,0 +1,72 @@
+// `TrainBench --config C --kernels [--repeat N]`: the element-wise and attention kernels of one
+// decoder layer of the config's training step, each timed alone, best (and median) of N runs.
+// Short runs repeated and the best kept are what survives a shared machine: the step's
+// wall-clock shares move with the load, a kernel's best-of-N much less. One JSON object.
+import Dispatch
+import Foundation
+import Models
+import TensorMath
+
+func kernelBench(_ bench: BenchConfig, repetitions: Int) -> [String: Any] {
+    let c = bench.text, t = bench.sequenceLength, rows = bench.batch * t
+    let hidden = c.hiddenSize, inter = c.intermediateSize, qw = c.qWidth, kw = c.kvWidth
+    func filled(_ count: Int, _ seed: Int) -> FloatBuffer {
+        let b = FloatBuffer(count: count)
+        for i in 0..<count { b.pointer[i] = Float(((i &* 2_654_435_761 &+ seed &* 40_503) & 0xFFFF)) / 32_768 - 1 }
+        return b
+    }
+    let q = filled(rows * qw, 1), k = filled(rows * kw, 2), v = filled(rows * kw, 3), dout = filled(rows * qw, 4)
+    let out = FloatBuffer(count: rows * qw), dq = FloatBuffer(count: rows * qw), dk = FloatBuffer(count: rows * kw), dv = FloatBuffer(count: rows * kw)
+    let probs = FloatBuffer(count: c.numAttentionHeads * bench.batch * t * t)
+    let x = filled(rows * hidden, 5), dy = filled(rows * hidden, 6), weight = filled(hidden, 7), normOut = FloatBuffer(count: rows * hidden)
+    let rstd = FloatBuffer(count: rows), dx = FloatBuffer(count: rows * hidden), dweight = FloatBuffer(count: hidden)
+    let gate = filled(rows * inter, 8), up = filled(rows * inter, 9), dgated = filled(rows * inter, 10)
+    let gated = FloatBuffer(count: rows * inter), dgate = FloatBuffer(count: rows * inter), dup = FloatBuffer(count: rows * inter)
+    let shape = Attention.Shape(tokens: t, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, causal: true)
+    let scale = 1 / Float(c.headDim).squareRoot()
+
+    var results: [[String: Any]] = []
+    func time(_ name: String, flops: Double = 0, _ body: () -> Void) {
+        body()
+        var samples: [Double] = []
+        for _ in 0..<repetitions {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        samples.sort()
+        var entry: [String: Any] = ["name": name, "best_seconds": samples[0], "median_seconds": samples[samples.count / 2]]
+        if flops > 0 { entry["best_gflops"] = flops / samples[0] / 1e9 }
+        results.append(entry)
+    }
+    // Causal block products as the kernel runs them (QKᵀ and PV forward, four products backward).
+    var blockPairs = 0.0, r0 = 0
+    while r0 < t { let r1 = min(t, r0 + Attention.causalBlockRows); blockPairs += Double((r1 - r0) * r1); r0 = r1 }
+    let attentionFlops = 2 * blockPairs * Double(c.headDim) * Double(c.numAttentionHeads) * Double(bench.batch)
+    time("attention.forward (all sequences, one layer)", flops: 2 * attentionFlops) {
+        for s in 0..<bench.batch {
+            Attention.forward(out: out.pointer + s * t * qw, probs: probs.pointer + s * c.numAttentionHeads * t * t,
+                              q: q.pointer + s * t * qw, k: k.pointer + s * t * kw, v: v.pointer + s * t * kw, shape: shape, scale: scale)
+        }
+    }
+    time("attention.backward (all sequences, one layer)", flops: 4 * attentionFlops) {
+        for s in 0..<bench.batch {
+            Attention.backward(dq: dq.pointer + s * t * qw, dk: dk.pointer + s * t * kw, dv: dv.pointer + s * t * kw,
+                               dout: dout.pointer + s * t * qw, probs: probs.pointer + s * c.numAttentionHeads * t * t,
+                               q: q.pointer + s * t * qw, k: k.pointer + s * t * kw, v: v.pointer + s * t * kw, shape: shape, scale: scale)
+        }
+    }
+    time("rmsnorm.forward") {
+        RMSNorm.forward(out: normOut.pointer, rstd: rstd.pointer, input: x.pointer, weight: weight.pointer, rows: rows, dim: hidden, eps: 1e-5)
+    }
+    time("rmsnorm.backward") {
+        RMSNorm.backward(dinput: dx.pointer, dweight: dweight.pointer, dout: dy.pointer, input: x.pointer, weight: weight.pointer,
+                         rstd: rstd.pointer, rows: rows, dim: hidden)
+    }
+    time("swiglu.forward") { SwiGLU.forward(out: gated.pointer, gate: gate.pointer, up: up.pointer, count: rows * inter) }
+    time("swiglu.backward") {
+        SwiGLU.backward(dgate: dgate.pointer, dup: dup.pointer, dout: dgated.pointer, gate: gate.pointer, up: up.pointer, count: rows * inter)
+    }
+    return ["config": bench.name, "repetitions": repetitions, "kernels": results,
+            "loadavg": (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8).split(separator: " ").prefix(3).joined(separator: " ")) ?? "?"]
+}
