@@ -139,11 +139,14 @@ if wants("prefix") {
         return (result, result.timeToFirstToken, processCPUSeconds() - cpu)
     }
     var ratios: [Double] = [], cpuRatios: [Double] = [], sameToken = true, reused = Set<Int>()
+    var cachedTTFT: [Double] = [], uncachedTTFT: [Double] = []
     for r in 0..<repeats {
         let second = shared + prompt(200, seed: 6 + r)
         var c: (GenerationResult, Double, Double)!, u: (GenerationResult, Double, Double)!
         if r % 2 == 0 { u = try timed(cold, second); c = try timed(warm, second) } else { c = try timed(warm, second); u = try timed(cold, second) }
         ratios.append(c.1 / u.1)
+        cachedTTFT.append(c.1)
+        uncachedTTFT.append(u.1)
         cpuRatios.append(c.2 / u.2)
         sameToken = sameToken && c.0.tokens == u.0.tokens
         reused.insert(c.0.cachedPromptTokens)
@@ -163,6 +166,7 @@ if wants("prefix") {
     phases["restored_tokens"] = Double(restored)
     var summary: [String: Any] = ["what": "prefix", "prompt_tokens": 1500, "shared_tokens": shared.count, "repeats": repeats,
                                   "cached_tokens": reused.sorted(), "same_token": sameToken,
+                                  "ttft_cached_median_seconds": median(cachedTTFT), "ttft_uncached_median_seconds": median(uncachedTTFT),
                                   "ratio_median": median(ratios), "ratio_min": ratios.min()!, "ratio_max": ratios.max()!,
                                   "cpu_ratio_median": median(cpuRatios), "cpu_ratio_min": cpuRatios.min()!, "cpu_ratio_max": cpuRatios.max()!]
     for (k, v) in phases { summary["phase_" + k] = v }
