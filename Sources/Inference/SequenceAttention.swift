@@ -10,18 +10,21 @@ enum SequenceAttention {
     /// From this many new queries on, the scores go through GEMM (as in Models).
     static let gemmThreshold = 8
 
-    /// Prefill scores several heads per parallel softmax pass, up to this many floats of scores
-    /// (16 MB): fewer switches between OpenBLAS's threads and ours (its idle threads spin in
-    /// sched_yield, which on a loaded machine cost a third of prefill time).
-    nonisolated(unsafe) static var prefillScoreFloats = 4_194_304
+    /// Prefill attention works on blocks of this many queries of one head: each block's scores
+    /// (sgemm), softmax and weighted values (sgemm) only over the keys up to its last query, so
+    /// neither the masked upper triangle of a fresh prompt is computed nor, for a continuation
+    /// after a cached prefix, anything but its own rows against the whole context.
+    nonisolated(unsafe) static var prefillQueryRows = 64
+    /// At most this many pool chunks per prefill attention call, each with its own score slot.
+    static let prefillSlots = 16
 
-    static func headsPerPass(tokens t: Int, context: Int, heads: Int) -> Int {
-        max(1, min(heads, prefillScoreFloats / max(1, t * context)))
+    static func prefillChunks(tokens t: Int, heads: Int) -> Int {
+        min(prefillSlots, heads * ((t + prefillQueryRows - 1) / prefillQueryRows))
     }
 
     /// Floats of score scratch `forward` needs.
     static func scratchCount(tokens t: Int, context: Int, heads: Int) -> Int {
-        t >= gemmThreshold ? headsPerPass(tokens: t, context: context, heads: heads) * t * context : heads * t * context
+        t >= gemmThreshold ? prefillChunks(tokens: t, heads: heads) * min(t, prefillQueryRows) * context : heads * t * context
     }
 
     static func forward(
@@ -33,33 +36,31 @@ enum SequenceAttention {
         let qWidth = heads * d, kvWidth = kvHeads * d, group = heads / kvHeads
         let scale = 1 / Float(d).squareRoot()
         if t >= gemmThreshold {
-            // Per pass of `perPass` heads: their score GEMMs, one parallel softmax over all their
-            // rows, their value GEMMs.
-            let perPass = headsPerPass(tokens: t, context: context, heads: heads)
-            var first = 0
-            while first < heads {
-                let count = min(perPass, heads - first)
-                for j in 0..<count {
-                    let h = first + j, g = h / group
-                    BLAS.gemm(.none, .transpose, m: t, n: context, k: d, alpha: scale,
-                              a: q + h * d, lda: qWidth, b: keys + g * d, ldb: kvWidth, c: scores + j * t * context, ldc: context)
-                }
-                let rows = count * t, chunks = min(rows, 8 * Parallel.threadCount)
+            // Items (head, query block), head-major so a chunk's items share that head's keys and
+            // values in cache; every chunk runs its items' sgemms single-threaded on our pool with
+            // its own score slot. OpenBLAS's own threads stay asleep: handing each head's products
+            // to them and back (its idle threads spin in sched_yield) cost more than it saved at
+            // these sizes, most of all for a short continuation after a long cached prefix.
+            let blockRows = prefillQueryRows, blocks = (t + blockRows - 1) / blockRows
+            let items = heads * blocks, chunks = prefillChunks(tokens: t, heads: heads)
+            let slotFloats = min(t, blockRows) * context
+            BLASRuntime.withSingleThreadedBLAS {
                 WorkerPool.run(chunks) { chunk in
-                    for item in (chunk * rows / chunks)..<((chunk + 1) * rows / chunks) {
-                        let i = item % t
-                        let row = scores + item * context
-                        let valid = offset + i + 1
-                        softmax(row, count: valid)
-                        if valid < context { (row + valid).update(repeating: 0, count: context - valid) }
+                    let slot = scores + chunk * slotFloats
+                    for item in (chunk * items / chunks)..<((chunk + 1) * items / chunks) {
+                        let h = item / blocks, g = h / group, first = (item % blocks) * blockRows
+                        let rows = min(blockRows, t - first), span = offset + first + rows  // keys this block sees
+                        BLAS.gemm(.none, .transpose, m: rows, n: span, k: d, alpha: scale,
+                                  a: q + first * qWidth + h * d, lda: qWidth, b: keys + g * d, ldb: kvWidth, c: slot, ldc: span)
+                        for r in 0..<rows {
+                            let row = slot + r * span, valid = offset + first + r + 1
+                            softmax(row, count: valid)
+                            if valid < span { (row + valid).update(repeating: 0, count: span - valid) }
+                        }
+                        BLAS.gemm(.none, .none, m: rows, n: d, k: span,
+                                  a: slot, lda: span, b: values + g * d, ldb: kvWidth, c: out + first * qWidth + h * d, ldc: qWidth)
                     }
                 }
-                for j in 0..<count {
-                    let h = first + j, g = h / group
-                    BLAS.gemm(.none, .none, m: t, n: d, k: context,
-                              a: scores + j * t * context, lda: context, b: values + g * d, ldb: kvWidth, c: out + h * d, ldc: qWidth)
-                }
-                first += count
             }
             return
         }

@@ -70,11 +70,27 @@ public final class OpenAIServer: Sendable {
         router.post("/v1/chat/completions") { request, _ -> Response in
             if let denied = self.authorize(request) { return denied }
             do {
+                var request = request
                 let body = try await self.collectBody(request)
+                // The body, read, goes back into the request as a buffer (which keeps the
+                // connection's stream): the inbound-close handlers below need exactly that form
+                // (they replay the buffer, then watch what follows it on the connection).
+                request.body = RequestBody(buffer: ByteBuffer(bytes: body))
                 let completion = try await self.service.start(body: body)
                 if completion.request.stream { return self.streamingResponse(completion, request: request) }
-                let result = try await completion.result()
-                return Self.json(200, CompletionJSON.completion(completion, result: result))
+                // A client that goes away before its answer ends its connection's inbound side:
+                // Hummingbird's inbound-close handler cancels the sequence, which frees its batch
+                // slot at the next step.
+                let result = try await request.body.consumeWithInboundCloseHandler { _ in
+                    try await completion.result()
+                } onInboundClosed: {
+                    completion.cancel()
+                }
+                // That handler consumed the connection's inbound stream: Hummingbird closes the
+                // connection after this response, so tell the client not to reuse it.
+                var response = Self.json(200, CompletionJSON.completion(completion, result: result))
+                response.headers[.connection] = "close"
+                return response
             } catch let e as APIError {
                 return Self.error(e)
             }
@@ -122,26 +138,19 @@ public final class OpenAIServer: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
+        // The inbound-close handler below consumes the connection's inbound stream: Hummingbird
+        // closes the connection after the response.
+        headers[.connection] = "close"
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            // A client that has gone away makes the next write fail (NIO closes the channel at
-            // its EOF): stop generating for it. (Hummingbird's inbound-close handler cannot be used
-            // here: the body has been read already, and it expects to read it.)
+            // A client that has gone away is noticed two ways, both cancelling its sequence: its
+            // connection's inbound side ends (Hummingbird's inbound-close handler — also while
+            // nothing is written, e.g. during a long prefill), or the next write fails.
             do {
                 try await writer.write(ByteBuffer(string: CompletionJSON.event(CompletionJSON.chunk(completion, role: true, content: ""))))
-                for await event in completion.events {
-                    switch event {
-                    case .token(let token):
-                        guard !token.text.isEmpty else { continue }
-                        try await writer.write(ByteBuffer(string: CompletionJSON.event(CompletionJSON.chunk(completion, content: token.text))))
-                    case .finished(let result):
-                        var tail = CompletionJSON.event(CompletionJSON.chunk(completion, content: nil, finish: result.finishReason,
-                                                                                closedAtTokenBudget: result.closedAtTokenBudget))
-                        if completion.request.includeUsage { tail += CompletionJSON.event(CompletionJSON.usageChunk(completion, result: result)) }
-                        try await writer.write(ByteBuffer(string: tail + CompletionJSON.done))
-                    case .failed(let message):
-                        let error = APIError(status: 500, message: "generation failed: \(message)", type: "server_error")
-                        try await writer.write(ByteBuffer(string: CompletionJSON.event(error.body) + CompletionJSON.done))
-                    }
+                try await request.body.consumeWithInboundCloseHandler { _ in
+                    try await Self.writeEvents(completion, to: &writer)
+                } onInboundClosed: {
+                    completion.cancel()
                 }
                 try await writer.finish(nil)
             } catch {
@@ -149,6 +158,25 @@ public final class OpenAIServer: Sendable {
                 throw error
             }
         })
+    }
+
+    /// The SSE chunks of `completion` until its end (the finish chunk, usage, `[DONE]`).
+    static func writeEvents(_ completion: Completion, to writer: inout any ResponseBodyWriter) async throws {
+        for await event in completion.events {
+            switch event {
+            case .token(let token):
+                guard !token.text.isEmpty else { continue }
+                try await writer.write(ByteBuffer(string: CompletionJSON.event(CompletionJSON.chunk(completion, content: token.text))))
+            case .finished(let result):
+                var tail = CompletionJSON.event(CompletionJSON.chunk(completion, content: nil, finish: result.finishReason,
+                                                                        closedAtTokenBudget: result.closedAtTokenBudget))
+                if completion.request.includeUsage { tail += CompletionJSON.event(CompletionJSON.usageChunk(completion, result: result)) }
+                try await writer.write(ByteBuffer(string: tail + CompletionJSON.done))
+            case .failed(let message):
+                let error = APIError(status: 500, message: "generation failed: \(message)", type: "server_error")
+                try await writer.write(ByteBuffer(string: CompletionJSON.event(error.body) + CompletionJSON.done))
+            }
+        }
     }
 
     static func json(_ status: Int, _ body: String) -> Response {

@@ -158,23 +158,28 @@ final class DecodeKernelModelTests: XCTestCase {
 }
 
 final class PrefillAttentionPassTests: XCTestCase {
-    /// Prefill attention split into passes of 1, 3 or all heads gives the float path's logits.
-    func testHeadPassesMatchFloatPath() throws {
+    /// Prefill attention in query blocks of 5, 16 or 64 rows (one pool chunk per few blocks), for a
+    /// fresh prompt and for a continuation at an offset, gives the float path's logits.
+    func testQueryBlocksMatchFloatPath() throws {
         let path = Support.modelFixture("tiny_llama_gguf", "tiny_llama.Q8_0.gguf")
         let engine = try QuantizedLlama.load(path: path)
         let reference = try ModelLoader.loadLanguageModel(path: path)
         let ids = (0..<40).map { ($0 * 53 + 11) % 300 }
         let expected = try reference.decode(tokens: ids, cache: KVCache(config: reference.config, capacity: 40), rows: .all)
-        let saved = SequenceAttention.prefillScoreFloats
-        defer { SequenceAttention.prefillScoreFloats = saved }
+        let saved = SequenceAttention.prefillQueryRows
+        defer { SequenceAttention.prefillQueryRows = saved }
         let savedKernel = QuantizedLinear.kernel
         defer { setDecodeKernel(savedKernel) }
-        setDecodeKernel(.float)  // the float kernel: exact enough that a wrong head pass shows at 1e-4
-        for heads in [1, 3, 4] {
-            SequenceAttention.prefillScoreFloats = heads * 40 * 40
-            XCTAssertEqual(SequenceAttention.headsPerPass(tokens: 40, context: 40, heads: 4), heads)
+        setDecodeKernel(.float)  // the float kernel: exact enough that a wrong block shows at 1e-4
+        for rows in [5, 16, 64] {
+            SequenceAttention.prefillQueryRows = rows
             let got = try engine.decode(tokens: ids, cache: engine.makeCache(capacity: 40), rows: .all)
-            XCTAssertLessThanOrEqual(Support.maxAbsDifference(got, expected), 1e-4, "\(heads) heads per pass")
+            XCTAssertLessThanOrEqual(Support.maxAbsDifference(got, expected), 1e-4, "\(rows)-query blocks")
+            // 12 tokens, then the other 28 as a continuation at offset 12.
+            let cache = engine.makeCache(capacity: 40)
+            let head = try engine.decode(tokens: Array(ids.prefix(12)), cache: cache, rows: .all)
+            let tail = try engine.decode(tokens: Array(ids.dropFirst(12)), cache: cache, rows: .all)
+            XCTAssertLessThanOrEqual(Support.maxAbsDifference(head + tail, expected), 1e-4, "\(rows)-query blocks, continuation")
         }
     }
 }
