@@ -136,9 +136,10 @@ final class AnnotationStoreTests: XCTestCase {
         let (captions, boxes) = try Self.writeOldLayoutDatabase(path: path)
         let db = try ForgeDatabase(path: path)
         try db.read { d in
-            let got = try AnnotationStore.allCaptions(d), want = captions.sorted { ($0.imageID, $0.seq, $0.id) < ($1.imageID, $1.seq, $1.id) }
-            XCTAssertEqual(got.count, want.count)
-            for (g, w) in zip(got, want) { XCTAssertTrue(g == w, "\(g.id): \(g.text.prefix(60)) vs \(w.text.prefix(60))") }
+            let gotCaptions = try AnnotationStore.allCaptions(d)
+            let wantCaptions = captions.sorted { ($0.imageID, $0.seq, $0.id) < ($1.imageID, $1.seq, $1.id) }
+            XCTAssertEqual(gotCaptions.count, wantCaptions.count)
+            for (g, w) in zip(gotCaptions, wantCaptions) { XCTAssertTrue(g == w, "\(g.id): \(g.text.prefix(60)) vs \(w.text.prefix(60))") }
             let want = boxes.sorted { ($0.imageID, $0.seq, $0.id) < ($1.imageID, $1.seq, $1.id) }
             let got = try AnnotationStore.allBoxes(d)
             XCTAssertEqual(got.map(\.id), want.map(\.id))
