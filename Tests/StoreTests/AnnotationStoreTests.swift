@@ -1,7 +1,7 @@
 import ForgeCore
 import Foundation
 import GRDB
-import Store
+@testable import Store
 import XCTest
 
 /// The packed per-image captions and boxes: exact round trips, the old tables' upsert-by-id
@@ -98,6 +98,24 @@ final class AnnotationStoreTests: XCTestCase {
             XCTAssertEqual(try Int64.fetchAll(d, sql: "SELECT image_id FROM image_boxes"), [20])
             XCTAssertEqual(try Int.fetchOne(d, sql: "SELECT drawable FROM image_boxes WHERE image_id = 20"), 1)
         }
+    }
+
+    /// The radix + insertion sort of `merge` orders like a comparison sort by (imageID, seq, id),
+    /// for negative and huge ids, one image, big groups out of order, and file order.
+    func testKeySortEqualsComparisonSort() {
+        var rng = SeededRandom(seed: 5, key: "keys")
+        func check(_ keys: [PackSortKey], _ name: String) {
+            var got = keys
+            AnnotationStore.sortByImageSeqID(&got)
+            let want = keys.sorted { ($0.imageID, $0.seq, $0.id) < ($1.imageID, $1.seq, $1.id) }
+            XCTAssertEqual(got.map(\.index), want.map(\.index), name)
+        }
+        let ids: [Int64] = [.min, -1, 0, 1, 255, 256, 65_536, 581_929, .max]
+        check((0..<5000).map { i in PackSortKey(imageID: ids[Int(rng.next() % 9)], seq: Int64(rng.next() % 50) - 25, id: Int64(rng.next() % 1000), index: i) }, "random")
+        check((0..<300).map { i in PackSortKey(imageID: 7, seq: Int64(300 - i), id: Int64(i), index: i) }, "one image, reversed (big group)")
+        check((0..<2000).map { i in PackSortKey(imageID: Int64(rng.next() % 600_000), seq: Int64(i), id: Int64(bitPattern: rng.next()), index: i) }, "file order")
+        check([], "empty")
+        check([PackSortKey(imageID: 3, seq: 1, id: 2, index: 0), PackSortKey(imageID: 3, seq: 1, id: 1, index: 1)], "equal seq: by id")
     }
 
     /// A damaged pack is an error naming the table and the image, never a read outside the blob.
