@@ -6,26 +6,15 @@ import Store
 /// `{"image_id":N,"type":"T","context":"…","dropped_boxes":D}`, byte-identical to formatting each
 /// image with `SymbolicContextFormatter` and escaping it with `JSONText.appendString`.
 ///
-/// Why not `AnnotationSource.forEachImage`: reading captions/boxes `ORDER BY image_id` walks the
-/// by-image index and visits a table page per row (rows are stored in annotation-id order), and
-/// every row became a `String` twice (read, then context text) before being escaped. Here each
-/// table is scanned once in storage order into a byte arena, the small row records are sorted by
-/// (image_id, seq, id) in memory (~60 MB for train2017, well under the JSON size), and the JSON
-/// line is written straight from those bytes (escaping a concatenation = concatenating escapes).
+/// Why not `AnnotationSource.forEachImage`: that builds a `String` per caption and an
+/// `ImageAnnotations` per image, then formats and escapes them again. Here `images`,
+/// `image_captions` and `image_boxes` (all keyed by image id, so scanned in key order with no
+/// sort) are merged, and each JSON line is written straight from the packed bytes (escaping a
+/// concatenation = concatenating escapes).
 public enum ContextLines {
     public struct Summary: Sendable, Equatable {
         public var images: Int
         public var droppedBoxes: Int
-    }
-
-    private struct CaptionRecord {
-        var imageID: Int64, seq: Int64, id: Int64
-        var start: Int, count: Int
-    }
-
-    private struct BoxRecord {
-        var imageID: Int64, seq: Int64, id: Int64, categoryID: Int64
-        var x: Double, y: Double, w: Double, h: Double
     }
 
     /// Writes all lines through `emit` in chunks of about `chunkBytes` (each chunk ends on a line).
@@ -45,38 +34,20 @@ public enum ContextLines {
             }
             let unknownCategory: [UInt8] = [UInt8(ascii: "?")]
 
-            // Captions: one storage-order scan into an arena, then sorted records.
-            var arena: [UInt8] = []
-            var captions: [CaptionRecord] = []
-            let capStmt = try RawStatement(handle, "SELECT image_id, seq, id, caption FROM captions")
-            while try capStmt.nextRow() {
-                let start = arena.count
-                capStmt.withTextBytes(3) { arena.append(contentsOf: $0) }
-                captions.append(CaptionRecord(imageID: capStmt.int64(0), seq: capStmt.int64(1), id: capStmt.int64(2),
-                                              start: start, count: arena.count - start))
-            }
-            captions.sort { ($0.imageID, $0.seq, $0.id) < ($1.imageID, $1.seq, $1.id) }
-
-            var boxes: [BoxRecord] = []
-            if includeBoxes {
-                let boxStmt = try RawStatement(handle, "SELECT image_id, seq, id, category_id, x, y, w, h FROM boxes")
-                while try boxStmt.nextRow() {
-                    boxes.append(BoxRecord(imageID: boxStmt.int64(0), seq: boxStmt.int64(1), id: boxStmt.int64(2),
-                                           categoryID: boxStmt.int64(3), x: boxStmt.double(4), y: boxStmt.double(5),
-                                           w: boxStmt.double(6), h: boxStmt.double(7)))
-                }
-                boxes.sort { ($0.imageID, $0.seq, $0.id) < ($1.imageID, $1.seq, $1.id) }
-            }
-
             var typeEscaped: [UInt8] = []
             appendEscaped(Array(type.utf8), to: &typeEscaped)
 
             var out: [UInt8] = []
             out.reserveCapacity(chunkBytes + (1 << 16))
             var summary = Summary(images: 0, droppedBoxes: 0)
-            var ci = 0, bi = 0
             let images = try RawStatement(handle, "SELECT id, width, height FROM images ORDER BY id")
-            try arena.withUnsafeBufferPointer { arenaBytes in
+            let captions = try RawStatement(handle, "SELECT image_id, packed FROM image_captions ORDER BY image_id")
+            let boxes = try RawStatement(handle, includeBoxes
+                ? "SELECT image_id, packed FROM image_boxes ORDER BY image_id"
+                : "SELECT image_id, packed FROM image_boxes WHERE 0")
+            var captionPending = try captions.nextRow()
+            var boxPending = try boxes.nextRow()
+            do {
                 while try images.nextRow() {
                     let id = images.int64(0)
                     let W = Double(images.int64(1)), H = Double(images.int64(2))
@@ -86,41 +57,45 @@ public enum ContextLines {
                     out.append(contentsOf: typeEscaped)
                     appendASCII("\",\"context\":\"", to: &out)
 
-                    while ci < captions.count, captions[ci].imageID < id { ci += 1 }  // captions of unknown images
+                    while captionPending, captions.int64(0) < id { captionPending = try captions.nextRow() }  // captions of unknown images
                     var captionCount = 0
-                    while ci < captions.count, captions[ci].imageID == id {
-                        let c = captions[ci]
-                        if captionCount > 0 { appendASCII("\\n", to: &out) }
-                        appendStrippedCaption(UnsafeBufferPointer(rebasing: arenaBytes[c.start..<(c.start + c.count)]), to: &out)
-                        captionCount += 1
-                        ci += 1
+                    if captionPending, captions.int64(0) == id {
+                        try captions.withBlobBytes(1) { blob in
+                            try AnnotationPack.forEachCaption(blob, imageID: id) { _, _, text in
+                                if captionCount > 0 { appendASCII("\\n", to: &out) }
+                                appendStrippedCaption(text, to: &out)
+                                captionCount += 1
+                            }
+                        }
+                        captionPending = try captions.nextRow()
                     }
 
                     var dropped = 0
-                    if includeBoxes {
-                        while bi < boxes.count, boxes[bi].imageID < id { bi += 1 }
+                    while boxPending, boxes.int64(0) < id { boxPending = try boxes.nextRow() }
+                    if boxPending, boxes.int64(0) == id {
                         var wroteBox = false
-                        while bi < boxes.count, boxes[bi].imageID == id {
-                            let b = boxes[bi]
-                            bi += 1
-                            guard b.w > 0, b.h > 0 else { dropped += 1; continue }
-                            if !wroteBox {
-                                if captionCount > 0 { appendASCII("\\n\\n", to: &out) }
-                                wroteBox = true
-                            } else {
-                                appendASCII("\\n", to: &out)
+                        try boxes.withBlobBytes(1) { blob in
+                            try AnnotationPack.forEachBox(blob, imageID: id) { b in
+                                guard b.isDrawable else { dropped += 1; return }
+                                if !wroteBox {
+                                    if captionCount > 0 { appendASCII("\\n\\n", to: &out) }
+                                    wroteBox = true
+                                } else {
+                                    appendASCII("\\n", to: &out)
+                                }
+                                out.append(contentsOf: categoryBytes[b.categoryID] ?? unknownCategory)
+                                appendASCII(": [", to: &out)
+                                appendCoordinate(SymbolicContextFormatter.clamp01(b.x / W), to: &out)
+                                appendASCII(", ", to: &out)
+                                appendCoordinate(SymbolicContextFormatter.clamp01(b.y / H), to: &out)
+                                appendASCII(", ", to: &out)
+                                appendCoordinate(SymbolicContextFormatter.clamp01((b.x + b.w) / W), to: &out)
+                                appendASCII(", ", to: &out)
+                                appendCoordinate(SymbolicContextFormatter.clamp01((b.y + b.h) / H), to: &out)
+                                out.append(UInt8(ascii: "]"))
                             }
-                            out.append(contentsOf: categoryBytes[b.categoryID] ?? unknownCategory)
-                            appendASCII(": [", to: &out)
-                            appendCoordinate(SymbolicContextFormatter.clamp01(b.x / W), to: &out)
-                            appendASCII(", ", to: &out)
-                            appendCoordinate(SymbolicContextFormatter.clamp01(b.y / H), to: &out)
-                            appendASCII(", ", to: &out)
-                            appendCoordinate(SymbolicContextFormatter.clamp01((b.x + b.w) / W), to: &out)
-                            appendASCII(", ", to: &out)
-                            appendCoordinate(SymbolicContextFormatter.clamp01((b.y + b.h) / H), to: &out)
-                            out.append(UInt8(ascii: "]"))
                         }
+                        boxPending = try boxes.nextRow()
                     }
                     appendASCII("\",\"dropped_boxes\":", to: &out)
                     appendDecimal(Int64(dropped), to: &out)
@@ -132,6 +107,9 @@ public enum ContextLines {
                         out.removeAll(keepingCapacity: true)
                     }
                 }
+            } catch var e as ForgeError where e.file == nil && e.kind == .database {
+                e.file = database.path
+                throw e
             }
             if !out.isEmpty { try emit(out) }
             return summary
@@ -173,9 +151,19 @@ public enum ContextLines {
     }
 
     /// `JSONText.appendString`'s escaping, without the quotes.
-    private static func appendEscaped<C: Collection>(_ bytes: C, to out: inout [UInt8]) where C.Element == UInt8 {
-        for b in bytes {
-            if b >= 0x20 && b != 0x22 && b != 0x5C { out.append(b); continue }
+    private static func appendEscaped(_ bytes: [UInt8], to out: inout [UInt8]) {
+        bytes.withUnsafeBufferPointer { appendEscaped($0, to: &out) }
+    }
+
+    /// The same, copying each run of bytes that need no escape in one append (not byte by byte:
+    /// this writes every caption of `context --all`).
+    private static func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        var runStart = 0
+        for i in 0..<bytes.count {
+            let b = bytes[i]
+            if b >= 0x20 && b != 0x22 && b != 0x5C { continue }
+            if i > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i])) }
+            runStart = i + 1
             out.append(UInt8(ascii: "\\"))
             switch b {
             case 0x22: out.append(0x22)
@@ -190,6 +178,7 @@ public enum ContextLines {
                 out.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(b >> 4)], hex[Int(b & 15)]])
             }
         }
+        if runStart < bytes.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...])) }
     }
 
     /// `PythonFloat.roundedRepr(v)` as bytes; the exact-thousandths path for v in [0, 1].

@@ -194,7 +194,8 @@ public struct DatasetStats: Codable, Sendable, Equatable {
                              turns: summary(a.turns), answerWords: percentiles(a.answerWords),
                              questionWords: percentiles(a.questionWords), requestsByStatus: a.requestsByStatus, tokens: a.tokens)
         }
-        return DatasetStats(images: try count("images"), captions: try count("captions"), boxes: try count("boxes"),
+        let annotations = try AnnotationStore.counts(db)
+        return DatasetStats(images: try count("images"), captions: annotations.captions, boxes: annotations.boxes,
                             categories: try count("categories"), samples: samples, samplesByStatus: samplesByStatus,
                             requests: requests, requestsByStatus: requestsByStatus, tokens: tokens, types: types)
     }

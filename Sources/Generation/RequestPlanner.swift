@@ -98,25 +98,15 @@ struct RequestPlanner {
 
     /// All image ids, shuffled deterministically by the seed and the type (so each type draws
     /// its own images, as LLaVA sampled per type) — stable when images are added later.
-    /// `AnnotationSource.annotations(imageID:)` for each id of `order` (same queries, same
-    /// rows), keeping those with captions, until `limit` are found.
+    /// `AnnotationSource.annotations(imageID:)` for each id of `order` (the same reader),
+    /// keeping those with captions, until `limit` are found.
     private func usableAnnotations(order: [Int64], limit: Int, db: Database) throws -> [ImageAnnotations] {
         var out: [ImageAnnotations] = []
         out.reserveCapacity(min(limit, order.count))
-        let image = try db.cachedStatement(sql: "SELECT id, file_name, width, height FROM images WHERE id = ?")
-        let captions = try db.cachedStatement(sql: "SELECT caption FROM captions WHERE image_id = ? ORDER BY seq, id")
-        let boxes = try db.cachedStatement(sql: """
-            SELECT coalesce(c.name, '?'), b.x, b.y, b.w, b.h FROM boxes b LEFT JOIN categories c ON c.id = b.category_id
-            WHERE b.image_id = ? ORDER BY b.seq, b.id
-            """)
+        let reader = try AnnotationReader(db)
         for id in order where out.count < limit {
-            guard let row = try Row.fetchOne(image, arguments: [id]) else { continue }
-            let caps = try String.fetchAll(captions, arguments: [id])
-            guard !caps.isEmpty else { continue }
-            let bx = try Row.fetchAll(boxes, arguments: [id]).map { r in
-                ImageAnnotations.Box(category: r[0], x: r[1], y: r[2], w: r[3], h: r[4])
-            }
-            out.append(ImageAnnotations(imageID: row[0], fileName: row[1], width: row[2], height: row[3], captions: caps, boxes: bx))
+            guard let a = try reader.annotations(imageID: id), !a.captions.isEmpty else { continue }
+            out.append(a)
         }
         return out
     }

@@ -35,16 +35,20 @@ public struct IngestOptions: Sendable {
     /// Parse the second file on its own thread while the first is parsed and written (the two
     /// files are independent until the store-side checks, which run on the database thread).
     public var parallelParse = true
+    /// An instances file whose annotations span at least this many bytes has their second half
+    /// parsed on a helper thread (`AnnotationTailParse`); nil: one thread per file.
+    public var splitAnnotationsAbove: Int? = 8 << 20
     /// Called with (phase, seconds) as the ingest goes: the CLI's `--timings`.
     public var onPhase: (@Sendable (String, Double) -> Void)?
 
     public init(captionsPath: String? = nil, instancesPath: String? = nil, imagesDir: String? = nil, strict: Bool = false,
-                parallelParse: Bool = true, onPhase: (@Sendable (String, Double) -> Void)? = nil) {
+                parallelParse: Bool = true, splitAnnotationsAbove: Int? = 8 << 20, onPhase: (@Sendable (String, Double) -> Void)? = nil) {
         self.captionsPath = captionsPath
         self.instancesPath = instancesPath
         self.imagesDir = imagesDir
         self.strict = strict
         self.parallelParse = parallelParse
+        self.splitAnnotationsAbove = splitAnnotationsAbove
         self.onPhase = onPhase
     }
 }
@@ -98,18 +102,12 @@ public struct COCOIngestor {
 
     /// Parses and writes every file inside the caller's transaction.
     static func load(_ files: [(MappedFile, COCOFileKind)], db: Database, options: IngestOptions, clock: inout PhaseClock) throws -> [IngestFileReport] {
-        guard let handle = db.sqliteConnection else { throw ForgeError(.database, "no connection") }
         // Later files parse on their own thread from the start; the first one parses here.
-        let jobs = files.map { ParseJob(file: $0.0, kind: $0.1) }
+        let jobs = files.map { ParseJob(file: $0.0, reader: COCOReader(kind: $0.1, splitAnnotationsAbove: options.splitAnnotationsAbove)) }
         if options.parallelParse { for job in jobs.dropFirst() { job.start() } }
         defer { for job in jobs { job.wait() } }  // never unmap a file another thread still reads
 
-        // Secondary indexes are dropped and rebuilt around the load: rows arrive in file
-        // order (random image ids), so maintaining (image_id, seq) per row costs a random
-        // B-tree descent each, while CREATE INDEX sorts once. Same transaction: a failure
-        // rolls the drop back too.
-        for index in ForgeSchema.imageLookupIndexes { try db.execute(sql: "DROP INDEX IF EXISTS \(index.name)") }
-        let writer = try StoreWriter(handle: handle)
+        let writer = try StoreWriter(db: db)
         var reports: [IngestFileReport] = []
         for job in jobs {
             if !job.started { job.runHere() }
@@ -123,8 +121,6 @@ public struct COCOIngestor {
             try recordIngest(report, db: db)
             reports.append(report)
         }
-        for index in ForgeSchema.imageLookupIndexes { try db.execute(sql: index.create) }
-        clock.lap("indexes")
         if let dir = options.imagesDir {
             try checkImages(dir: dir, db: db, reports: &reports)
             clock.lap("images folder")
@@ -166,16 +162,17 @@ public struct COCOIngestor {
 /// One file's parse, run on the calling thread or on its own.
 final class ParseJob: @unchecked Sendable {
     let file: MappedFile
-    let kind: COCOFileKind
+    let reader: COCOReader
+    var kind: COCOFileKind { reader.kind }
     private(set) var started = false
     private(set) var seconds = 0.0
     private var result: Result<COCORecordBuffer, Error>?
     private let done = DispatchSemaphore(value: 0)
     private var waited = false
 
-    init(file: MappedFile, kind: COCOFileKind) {
+    init(file: MappedFile, reader: COCOReader) {
         self.file = file
-        self.kind = kind
+        self.reader = reader
     }
 
     /// Parses on a thread of its own.
@@ -193,7 +190,7 @@ final class ParseJob: @unchecked Sendable {
         let t0 = DispatchTime.now().uptimeNanoseconds
         result = Result {
             var buffer = COCORecordBuffer(path: file.path, kind: kind, size: file.count)
-            try COCOReader(kind: kind).read(file, into: &buffer)
+            try reader.read(file, into: &buffer)
             return buffer
         }
         seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9

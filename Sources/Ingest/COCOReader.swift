@@ -27,14 +27,32 @@ public protocol COCOSink {
     mutating func caption(id: Int64, imageID: Int64, text: COCOText, index: Int) throws
     mutating func box(id: Int64, imageID: Int64, categoryID: Int64, bbox: (Double, Double, Double, Double), isCrowd: Int64, area: Double, index: Int) throws
     mutating func category(id: Int64, name: COCOText, supercategory: COCOText?, index: Int) throws
+
+    /// An empty sink in this one's state, to receive the tail of the annotations array parsed on
+    /// another thread (`AnnotationTailParse`), or nil when the records must arrive in one sink.
+    func forkForAnnotationTail() -> Self?
+    /// Takes the records of a fork that parsed the tail of the annotations array, as if they had
+    /// arrived here: their indexes start at `indexOffset`.
+    mutating func absorbAnnotationTail(_ tail: Self, indexOffset: Int)
+}
+
+extension COCOSink {
+    public func forkForAnnotationTail() -> Self? { nil }
+    public mutating func absorbAnnotationTail(_ tail: Self, indexOffset: Int) {}
 }
 
 /// Streams one COCO JSON file (captions_*.json or instances_*.json) into a sink: only the fields
 /// the recipe needs are decoded; everything else (info, licenses, segmentation, …) is skipped.
 public struct COCOReader {
     public let kind: COCOFileKind
+    /// An instances file's annotations array at least this large (bytes) has its second half
+    /// parsed on another thread (`AnnotationTailParse`); nil: never.
+    public var splitAnnotationsAbove: Int?
 
-    public init(kind: COCOFileKind) { self.kind = kind }
+    public init(kind: COCOFileKind, splitAnnotationsAbove: Int? = nil) {
+        self.kind = kind
+        self.splitAnnotationsAbove = splitAnnotationsAbove
+    }
 
     public func read<S: COCOSink>(_ file: MappedFile, into sink: inout S) throws {
         guard let base = file.base, file.count > 0 else {
@@ -56,9 +74,14 @@ public struct COCOReader {
             } else if sc.span(key, equals: "annotations") {
                 sawSection = true
                 try sink.beginSection("annotations")
-                try sc.forEachElement(record: "annotations") { sc, i in
-                    if kind == .captions { try readCaption(&sc, index: i, sink: &sink) } else { try readBox(&sc, index: i, sink: &sink) }
-                    if i & 4095 == 0 { file.release(upTo: sc.pos) }
+                if kind == .instances, let threshold = splitAnnotationsAbove, let tailSink = sink.forkForAnnotationTail(),
+                   let tail = AnnotationTailParse.start(after: &sc, file: file, reader: self, sink: tailSink, minimumBytes: threshold) {
+                    try tail.readHead(&sc, file: file, reader: self, sink: &sink)
+                } else {
+                    try sc.forEachElement(record: "annotations") { sc, i in
+                        try readAnnotation(&sc, index: i, sink: &sink)
+                        if i & 4095 == 0 { file.release(upTo: sc.pos) }
+                    }
                 }
             } else if sc.span(key, equals: "categories") {
                 try sink.beginSection("categories")
@@ -107,6 +130,12 @@ public struct COCOReader {
             throw sc.error("image \(id) has non-positive size \(width)x\(height)", at: start, record: record)
         }
         try sink.image(id: id, fileName: fileName, width: width, height: height, index: index)
+    }
+
+    /// One element of "annotations": a caption or a box, by the file's kind.
+    @inline(__always)
+    func readAnnotation<S: COCOSink>(_ sc: inout JSONScanner, index: Int, sink: inout S) throws {
+        if kind == .captions { try readCaption(&sc, index: index, sink: &sink) } else { try readBox(&sc, index: index, sink: &sink) }
     }
 
     private func readCaption<S: COCOSink>(_ sc: inout JSONScanner, index: Int, sink: inout S) throws {

@@ -3,36 +3,29 @@ import Foundation
 import GRDB
 import Store
 
-/// Writes one file's `COCORecordBuffer` into the store through prepared statements, after the
-/// checks that need the store: image ids the file does not list, categories it does not define.
+/// Writes one file's `COCORecordBuffer` into the store, after the checks that need the store:
+/// image ids the file does not list, categories it does not define.
 ///
-/// Rows are written sorted by id: COCO files list them in random id order, and upserting in
-/// that order costs a B-tree descent to a random page per row, while id order appends to the
-/// rightmost page (ingest time roughly halves). Sorting by (id, file position) keeps "the later
-/// duplicate wins". Upserts keyed by COCO ids make re-ingesting the same files idempotent.
+/// Images (and categories) are rows upserted by COCO id through prepared statements, sorted by id
+/// (COCO files list them in random id order; id order appends to the rightmost B-tree page).
+/// Captions and boxes go to `AnnotationStore`: one packed row per image, merged by annotation id,
+/// so re-ingesting the same files is idempotent and "the later duplicate wins" holds.
 struct StoreWriter {
-    let handle: OpaquePointer
+    let db: Database
     let insertImage: RawStatement
-    let insertCaption: RawStatement
-    let insertBox: RawStatement
     let insertCategory: RawStatement
     let lookupImage: RawStatement
     let lookupCategory: RawStatement
 
-    init(handle: OpaquePointer) throws {
-        self.handle = handle
+    init(db: Database) throws {
+        guard let handle = db.sqliteConnection else { throw ForgeError(.database, "no connection") }
+        self.db = db
+        // An image listed again with the same fields (both files of an ingest list every image)
+        // is left as it is: no row rewrite.
         insertImage = try RawStatement(handle, """
             INSERT INTO images(id, file_name, width, height, source) VALUES (?1, ?2, ?3, ?4, ?5)
             ON CONFLICT(id) DO UPDATE SET file_name = excluded.file_name, width = excluded.width, height = excluded.height
-            """)
-        insertCaption = try RawStatement(handle, """
-            INSERT INTO captions(id, image_id, seq, caption) VALUES (?1, ?2, ?3, ?4)
-            ON CONFLICT(id) DO UPDATE SET image_id = excluded.image_id, seq = excluded.seq, caption = excluded.caption
-            """)
-        insertBox = try RawStatement(handle, """
-            INSERT INTO boxes(id, image_id, category_id, seq, x, y, w, h, iscrowd, area) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-            ON CONFLICT(id) DO UPDATE SET image_id = excluded.image_id, category_id = excluded.category_id, seq = excluded.seq,
-              x = excluded.x, y = excluded.y, w = excluded.w, h = excluded.h, iscrowd = excluded.iscrowd, area = excluded.area
+            WHERE file_name != excluded.file_name OR width != excluded.width OR height != excluded.height
             """)
         insertCategory = try RawStatement(handle, """
             INSERT INTO categories(id, name, supercategory) VALUES (?1, ?2, ?3)
@@ -81,7 +74,7 @@ struct StoreWriter {
                 cache[imageID] = k
                 return k
             }
-            var keptCaptions: [COCORecordBuffer.PendingCaption] = []
+            var keptCaptions: [CaptionSpan] = []
             keptCaptions.reserveCapacity(buffer.captions.count)
             for c in buffer.captions {
                 if try known(c.imageID) { keptCaptions.append(c); continue }
@@ -89,7 +82,7 @@ struct StoreWriter {
                 report.captions -= 1
             }
             buffer.captions = keptCaptions
-            var keptBoxes: [COCORecordBuffer.PendingBox] = []
+            var keptBoxes: [StoredBox] = []
             keptBoxes.reserveCapacity(buffer.boxes.count)
             for b in buffer.boxes {
                 if try known(b.imageID) { keptBoxes.append(b); continue }
@@ -117,33 +110,13 @@ struct StoreWriter {
         clock.lap("\(name): write images")
 
         if !buffer.captions.isEmpty {
-            buffer.captions.sort { ($0.id, $0.seq) < ($1.id, $1.seq) }
-            for r in buffer.captions {
-                insertCaption.bind(1, r.id)
-                insertCaption.bind(2, r.imageID)
-                insertCaption.bind(3, Int64(r.seq))
-                insertCaption.bind(4, r.text)
-                try insertCaption.step()
-            }
+            try AnnotationStore.upsertCaptions(buffer.captions, db: db)
             buffer.captions = []
             clock.lap("\(name): write captions")
         }
 
         if !buffer.boxes.isEmpty {
-            buffer.boxes.sort { ($0.id, $0.seq) < ($1.id, $1.seq) }
-            for r in buffer.boxes {
-                insertBox.bind(1, r.id)
-                insertBox.bind(2, r.imageID)
-                insertBox.bind(3, r.categoryID)
-                insertBox.bind(4, Int64(r.seq))
-                insertBox.bind(5, r.x)
-                insertBox.bind(6, r.y)
-                insertBox.bind(7, r.w)
-                insertBox.bind(8, r.h)
-                insertBox.bind(9, r.isCrowd)
-                insertBox.bind(10, r.area)
-                try insertBox.step()
-            }
+            try AnnotationStore.upsertBoxes(buffer.boxes, db: db)
             buffer.boxes = []
             clock.lap("\(name): write boxes")
         }

@@ -61,15 +61,17 @@ public enum SampleLoader {
             var counts: [Int64: [String: Int]] = [:]
             var crowd: [Int64: Set<String>] = [:]
             let wanted = Set(imageOf)
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT b.image_id, c.name, b.iscrowd, count(*) FROM boxes b JOIN categories c ON c.id = b.category_id
-                WHERE b.w > 0 AND b.h > 0 GROUP BY b.image_id, c.name, b.iscrowd
-                """)
-            while let r = try rows.next() {
+            // Drawable boxes (w, h > 0) of known categories, per image: counts by name, crowd names.
+            var names: [Int64: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, name FROM categories") { names[row[0]] = row[1] }
+            let packs = try Row.fetchCursor(db, sql: "SELECT image_id, packed FROM image_boxes")
+            while let r = try packs.next() {
                 let image: Int64 = r[0]
                 guard wanted.contains(image) else { continue }
-                let name: String = r[1], isCrowd: Int = r[2], n: Int = r[3]
-                if isCrowd != 0 { crowd[image, default: []].insert(name) } else { counts[image, default: [:]][name, default: 0] += n }
+                for b in try AnnotationStore.decodeBoxes(r[1], imageID: image) where b.isDrawable {
+                    guard let name = names[b.categoryID] else { continue }
+                    if b.isCrowd != 0 { crowd[image, default: []].insert(name) } else { counts[image, default: [:]][name, default: 0] += 1 }
+                }
             }
             for k in out.indices {
                 out[k].boxCounts = counts[imageOf[k]] ?? [:]

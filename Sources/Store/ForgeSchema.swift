@@ -2,24 +2,19 @@ import GRDB
 
 /// Versioned schema. Never edit a shipped migration: add a new one.
 ///
-/// Tables (v1):
+/// Tables (v1; captions and boxes as of `v_annotation_packs`):
 /// - images(id, file_name, width, height, source)            — COCO images, id = COCO image id
-/// - captions(id, image_id, seq, caption)                    — seq = position in its file (file order)
+/// - image_captions(image_id, count, packed)                 — an image's captions, packed in file order
 /// - categories(id, name, supercategory)
-/// - boxes(id, image_id, category_id, seq, x, y, w, h, iscrowd, area) — COCO [x, y, w, h] in pixels
+/// - image_boxes(image_id, count, drawable, packed)          — an image's boxes (COCO [x, y, w, h] in pixels)
+///   (`AnnotationPack` is the packed layout, `AnnotationStore` reads and writes it; v1 had one
+///   `captions` / `boxes` row per annotation, converted by the migration)
 /// - meta(key, value)                                     — e.g. image_root
 /// - ingests(...)                                            — one row per ingested file, with counts
 /// - runs(...)                                               — one generate invocation
 /// - requests(...)                                           — one chat call, keyed by the hash of what is sent
 /// - samples(...)                                            — parsed outcome of one request
 public enum ForgeSchema {
-    /// The per-image lookup indexes of captions and boxes, exactly as v1 creates them. Bulk
-    /// ingest drops and recreates them (see COCOIngestor), so the definitions live here once.
-    public static let imageLookupIndexes: [(name: String, create: String)] = [
-        ("captions_by_image", "CREATE INDEX captions_by_image ON captions(image_id, seq)"),
-        ("boxes_by_image", "CREATE INDEX boxes_by_image ON boxes(image_id, seq)"),
-    ]
-
     public static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1") { db in
@@ -192,6 +187,7 @@ public enum ForgeSchema {
             """)
         }
         registerRequestTemplates(&m)
+        registerAnnotationPacks(&m)
         return m
     }
 }

@@ -29,6 +29,12 @@ public final class RawStatement {
         bytes.withMemoryRebound(to: CChar.self, capacity: count) { sqlite3_bind_text(stmt, i, $0, Int32(count), nil) }
     }
 
+    /// Binds `count` bytes as a BLOB without copying: they must stay valid until the next `step`.
+    @inline(__always) public func bindBlob(_ i: Int32, bytes: UnsafeRawPointer?, count: Int) {
+        if count == 0 || bytes == nil { sqlite3_bind_zeroblob(stmt, i, 0); return }  // an empty BLOB, not NULL
+        sqlite3_bind_blob(stmt, i, bytes, Int32(count), nil)
+    }
+
     /// Runs the statement; returns whether a row came back.
     @discardableResult public func step() throws -> Bool {
         let rc = sqlite3_step(stmt)
@@ -66,6 +72,13 @@ public final class RawStatement {
         guard let p = sqlite3_column_text(stmt, column) else { return "" }
         let n = Int(sqlite3_column_bytes(stmt, column))
         return String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
+    }
+
+    /// Calls `body` with the column's bytes as a BLOB (empty for NULL), valid only inside `body`.
+    @inline(__always) public func withBlobBytes<T>(_ column: Int32, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        let p = sqlite3_column_blob(stmt, column)
+        let n = Int(sqlite3_column_bytes(stmt, column))
+        return try body(UnsafeRawBufferPointer(start: n > 0 ? p : nil, count: n))
     }
 
     /// Calls `body` with the column's UTF-8 bytes (empty for NULL), valid only inside `body`.

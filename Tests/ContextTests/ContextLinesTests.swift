@@ -63,8 +63,8 @@ final class ContextLinesTests: XCTestCase {
         try assertSameAsReference(db)
     }
 
-    /// Rows the ingestor would not write in this shape (orphans, unknown categories, escapes,
-    /// Python-only whitespace, out-of-order ids), stored directly.
+    /// Records the ingestor would not write in this shape (orphans, unknown categories, escapes,
+    /// Python-only whitespace, out-of-order ids), stored directly through `AnnotationStore`.
     func testOddRowsEqualPerImagePath() throws {
         let (db, dir) = try makeDatabase()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -81,19 +81,16 @@ final class ContextLinesTests: XCTestCase {
                 (12, 10, 3, "same seq, higher id"), (11, 10, 3, "same seq, lower id"),
                 (13, 20, 0, "caption\nwith newline\r\u{8}\u{C}"),
             ]
-            for (id, image, seq, text) in caps {
-                try d.execute(sql: "INSERT INTO captions (id, image_id, seq, caption) VALUES (?, ?, ?, ?)", arguments: [id, image, seq, text])
-            }
+            try AnnotationStore.upsert(captions: caps.map { StoredCaption(id: Int64($0.0), imageID: Int64($0.1), seq: Int64($0.2), text: $0.3) }, db: d)
             let boxes: [(Int, Int, Int, Int, Double, Double, Double, Double)] = [
                 (1, 10, 1, 1, 10.5, 20.25, 100, 50), (2, 10, 2, 0, 0, 0, 640, 480), (3, 10, 9, 2, -5, -5, 1000, 1000),
                 (4, 10, 1, 3, 1, 1, 0, 10), (5, 10, 1, 4, 0.32, 0.24, 0.5, 0.5), (6, 3, 2, 0, 50, 25, 25, 12.5),
                 (7, 3, 1, 1, 1, 1, 1, -1), (8, 5, 1, 0, 1, 1, 1, 1), (9, 999, 1, 0, 1, 1, 1, 1),
                 (10, 7, 1, 0, 0.0165, 0.0385, 3.3, 7.7), (11, 20, 1, 0, 0.0005, 0.9995, 0.5, 0.0005),
             ]
-            for (id, image, cat, seq, x, y, w, h) in boxes {
-                try d.execute(sql: "INSERT INTO boxes (id, image_id, category_id, seq, x, y, w, h) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                              arguments: [id, image, cat, seq, x, y, w, h])
-            }
+            try AnnotationStore.upsert(boxes: boxes.map { (id, image, cat, seq, x, y, w, h) in
+                StoredBox(id: Int64(id), imageID: Int64(image), categoryID: Int64(cat), seq: Int64(seq), x: x, y: y, w: w, h: h)
+            }, db: d)
         }
         try assertSameAsReference(db)
         // And one line checked by hand, so the two paths cannot agree on a wrong answer.

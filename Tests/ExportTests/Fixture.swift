@@ -97,12 +97,12 @@ final class Fixture {
         try f.insertImage(9, "000000000009.jpg")
         try f.insertImage(25, "000000000025.jpg")
         try f.db.write { db in
-            try db.execute(sql: "INSERT INTO captions(id, image_id, seq, caption) VALUES (1, 215677, 0, 'A man riding a bike.'), (2, 9, 1, 'Dogs.')")
+            try AnnotationStore.upsert(captions: [StoredCaption(id: 1, imageID: 215677, seq: 0, text: "A man riding a bike."),
+                                                  StoredCaption(id: 2, imageID: 9, seq: 1, text: "Dogs.")], db: db)
             try db.execute(sql: "INSERT INTO categories(id, name) VALUES (1, 'person')")
-            try db.execute(sql: """
-                INSERT INTO boxes(id, image_id, category_id, seq, x, y, w, h) VALUES
-                (1, 215677, 1, 0, 1, 2, 3, 4), (2, 215677, 1, 1, 1, 2, 3, 4), (3, 9, 1, 2, 1, 2, 3, 4)
-                """)
+            try AnnotationStore.upsert(boxes: [StoredBox(id: 1, imageID: 215677, categoryID: 1, seq: 0, x: 1, y: 2, w: 3, h: 4),
+                                               StoredBox(id: 2, imageID: 215677, categoryID: 1, seq: 1, x: 1, y: 2, w: 3, h: 4),
+                                               StoredBox(id: 3, imageID: 9, categoryID: 1, seq: 2, x: 1, y: 2, w: 3, h: 4)], db: db)
         }
         try f.insert(id: 1, type: "conversation", image: 215677, status: "ok", conversations: stored(s1), turns: 2,
                      context: contextS1, response: "Question:\nWhat is the man riding?\n===\nAnswer:\nHe is riding a bike.", prompt: 100, completion: 50)

@@ -12,8 +12,12 @@ final class BulkIngestTests: XCTestCase {
     static func dump(_ db: ForgeDatabase) throws -> String {
         try db.read { d in
             var text = ""
-            for table in ["images", "captions", "boxes", "categories"] {
+            for table in ["images", "categories"] {
                 text += "\(table): " + (try Row.fetchAll(d, sql: "SELECT * FROM \(table) ORDER BY id").description) + "\n"
+            }
+            text += "captions: \(try AnnotationStore.allCaptions(d))\nboxes: \(try AnnotationStore.allBoxes(d))\n"
+            for table in ["image_captions", "image_boxes"] {
+                text += "\(table): " + (try Row.fetchAll(d, sql: "SELECT * FROM \(table) ORDER BY image_id").description) + "\n"
             }
             text += "ingests: " + (try Row.fetchAll(d, sql: "SELECT path, kind, size_bytes, images, captions, boxes, categories, skipped_json FROM ingests ORDER BY id").description) + "\n"
             text += "schema: " + (try String.fetchAll(d, sql: "SELECT coalesce(sql, name) FROM sqlite_master ORDER BY name").joined(separator: ";")) + "\n"
@@ -42,7 +46,7 @@ final class BulkIngestTests: XCTestCase {
         XCTAssertEqual(got.map(\.captions), want.map(\.captions))
         XCTAssertEqual(got.map(\.boxes), want.map(\.boxes))
         XCTAssertEqual(got.map(\.notices), want.map(\.notices))
-        for phase in ["create database", "captions: parse", "instances: parse", "captions: write captions", "instances: write boxes", "indexes", "commit", "publish"] {
+        for phase in ["create database", "captions: parse", "instances: parse", "captions: write captions", "instances: write boxes", "commit", "publish"] {
             XCTAssertTrue(phases.contains(phase), "phase \(phase) reported: \(phases)")
         }
         XCTAssertEqual(try leftovers(t.path + "/sub"), [], "the build file is gone once published")
@@ -94,7 +98,7 @@ final class BulkIngestTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: stale))
         XCTAssertFalse(FileManager.default.fileExists(atPath: stale + "-journal"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: live))
-        XCTAssertEqual(try ForgeDatabase(path: t.path + "/x.db").read { try Int.fetchOne($0, sql: "SELECT count(*) FROM captions") }, 3)
+        XCTAssertEqual(try ForgeDatabase(path: t.path + "/x.db").read { try AnnotationStore.counts($0).captions }, 3)
     }
 
     func testParallelAndSerialParseGiveTheSameStore() throws {
@@ -121,7 +125,58 @@ final class BulkIngestTests: XCTestCase {
             XCTAssertThrowsError(try COCOIngestor(database: db).ingest(IngestOptions(captionsPath: caps, instancesPath: bad, parallelParse: parallel))) { e in
                 XCTAssertTrue("\(e)".contains("bad.json"), "\(e)")
             }
-            XCTAssertEqual(try db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM captions") }, 0)
+            XCTAssertEqual(try db.read { try AnnotationStore.counts($0).captions }, 0)
+        }
+    }
+
+    /// The annotations array parsed by two threads (`AnnotationTailParse`) gives the store the
+    /// one-thread parse gives — also when the guessed boundary is inside a record, and with the
+    /// same error (record index, line) when a record of the second half is bad.
+    func testSplitAnnotationParseEqualsOneThread() throws {
+        let t = TempDir()
+        let files = try IngestCrashTests.writeSyntheticCOCO(dir: t.path, images: 300)
+        func ingest(_ instances: String, split: Int?, name: String) throws -> String {
+            let db = try ForgeDatabase(path: t.path + "/\(name).db")
+            _ = try COCOIngestor(database: db).ingest(IngestOptions(captionsPath: files.captions, instancesPath: instances, splitAnnotationsAbove: split))
+            return try Self.dump(db).replacingOccurrences(of: "/\(name).db", with: "")
+        }
+        let before = AnnotationTailStats.absorbed
+        let serial = try ingest(files.instances, split: nil, name: "serial")
+        XCTAssertEqual(AnnotationTailStats.absorbed, before)
+        XCTAssertEqual(try ingest(files.instances, split: 1024, name: "split"), serial)
+        XCTAssertEqual(AnnotationTailStats.absorbed, before + 1, "the helper's half was confirmed and absorbed")
+
+        // Every record boundary past the middle hidden in strings: the first `},{` after the
+        // middle is then inside a record (a misread start), so the helper's work is dropped.
+        let text = try String(contentsOfFile: files.instances, encoding: .utf8)
+        let middle = text.utf8.count / 2
+        let head = String(text.utf8.prefix(middle))!, rest = String(text.utf8.dropFirst(middle))!
+        let decoy = rest.replacingOccurrences(of: #""iscrowd": 0,"#, with: #""note": "},{\"x\": 1}", "iscrowd": 0,"#)
+        let decoyPath = t.file("decoy.json", head + decoy)
+        let decoySerial = try ingest(decoyPath, split: nil, name: "decoy-serial")
+        XCTAssertEqual(try ingest(decoyPath, split: 1024, name: "decoy-split"), decoySerial)
+
+        // A bad record late in the file: the same error either way.
+        let lastBox = try XCTUnwrap(rest.range(of: #""bbox": ["#, options: .backwards))
+        let bad = t.file("bad.json", head + rest.replacingCharacters(in: lastBox, with: #""bbox": "oops", "x": ["#))
+        var messages: [String] = []
+        for split in [nil, 1024] as [Int?] {
+            let db = try ForgeDatabase(path: t.path + "/bad\(split ?? 0).db")
+            XCTAssertThrowsError(try COCOIngestor(database: db).ingest(IngestOptions(instancesPath: bad, splitAnnotationsAbove: split))) { messages.append("\($0)") }
+        }
+        XCTAssertEqual(messages.count, 2)
+        XCTAssertEqual(messages.first, messages.last)
+        XCTAssertTrue(messages[0].contains("annotations[2099].bbox") && messages[0].contains("line 1"), messages[0])
+    }
+
+    func testBoundaryGuessFindsTheNextRecordStart() {
+        let text = Array(#"{"a": [1, {"b": 2}], "c": 3}, {"d": 4}  ,\#n {"e": 5}"#.utf8)
+        text.withUnsafeBufferPointer { p in
+            let base = p.baseAddress!
+            XCTAssertEqual(AnnotationTailParse<COCORecordBuffer>.boundary(in: base, from: 0, to: p.count), 30, "skips `}]` and `}, \"`")
+            XCTAssertEqual(AnnotationTailParse<COCORecordBuffer>.boundary(in: base, from: 31, to: p.count), 43, "whitespace around the comma")
+            XCTAssertNil(AnnotationTailParse<COCORecordBuffer>.boundary(in: base, from: 44, to: p.count))
+            XCTAssertNil(AnnotationTailParse<COCORecordBuffer>.boundary(in: base, from: 0, to: 29), "stops at `to`")
         }
     }
 

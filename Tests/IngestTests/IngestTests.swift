@@ -10,7 +10,9 @@ func j(_ s: String) -> String { s.replacingOccurrences(of: "'", with: "\"") }
 final class IngestTests: XCTestCase {
     func counts(_ db: ForgeDatabase) throws -> [Int] {
         try db.read { d in
-            try ["images", "captions", "boxes", "categories"].map { try Int.fetchOne(d, sql: "SELECT count(*) FROM \($0)")! }
+            let (captions, boxes) = try AnnotationStore.counts(d)
+            return [try Int.fetchOne(d, sql: "SELECT count(*) FROM images")!, captions, boxes,
+                    try Int.fetchOne(d, sql: "SELECT count(*) FROM categories")!]
         }
     }
 
@@ -24,14 +26,14 @@ final class IngestTests: XCTestCase {
         XCTAssertEqual(reports[1].notices["box_outside_image"], 1)
         XCTAssertEqual(try counts(db), [2, 3, 3, 2])
         try db.read { d in
-            let caps = try String.fetchAll(d, sql: "SELECT caption FROM captions WHERE image_id = 1 ORDER BY seq")
-            XCTAssertEqual(caps, ["A man riding a horse.", "Second."])
-            XCTAssertEqual(try String.fetchOne(d, sql: "SELECT caption FROM captions WHERE id = 11"), "Café \"x\"")
-            let box = try Row.fetchOne(d, sql: "SELECT x, y, w, h, iscrowd, category_id, area FROM boxes WHERE id = 100")!
-            XCTAssertEqual(box[0] as Double, 10.5); XCTAssertEqual(box[1] as Double, 20.25)
-            XCTAssertEqual(box[2] as Double, 300); XCTAssertEqual(box[3] as Double, 200)
-            XCTAssertEqual(box[4] as Int, 0); XCTAssertEqual(box[5] as Int, 1); XCTAssertEqual(box[6] as Double, 100.5)
-            XCTAssertEqual(try Int.fetchOne(d, sql: "SELECT iscrowd FROM boxes WHERE id = 101"), 1)
+            XCTAssertEqual(try AnnotationStore.captions(imageID: 1, db: d),
+                           [StoredCaption(id: 10, imageID: 1, seq: 0, text: "A man riding a horse."), StoredCaption(id: 12, imageID: 1, seq: 2, text: "Second.")])
+            XCTAssertEqual(try AnnotationStore.captions(imageID: 2, db: d).map(\.text), ["Café \"x\""])
+            XCTAssertEqual(try AnnotationStore.boxes(imageID: 1, db: d), [
+                StoredBox(id: 100, imageID: 1, categoryID: 1, seq: 0, x: 10.5, y: 20.25, w: 300, h: 200, isCrowd: 0, area: 100.5),
+                StoredBox(id: 102, imageID: 1, categoryID: 18, seq: 2, x: 600, y: 400, w: 80, h: 100, isCrowd: 0, area: 5),
+            ])
+            XCTAssertEqual(try AnnotationStore.boxes(imageID: 2, db: d).map(\.isCrowd), [1])
             let img = try Row.fetchOne(d, sql: "SELECT file_name, width, height FROM images WHERE id = 1")!
             XCTAssertEqual(img[0] as String, "000000000001.jpg"); XCTAssertEqual(img[1] as Int, 640); XCTAssertEqual(img[2] as Int, 480)
         }
@@ -42,10 +44,13 @@ final class IngestTests: XCTestCase {
         let db = try ForgeDatabase(path: t.path + "/x.db")
         let opts = IngestOptions(captionsPath: t.file("c.json", COCOSamples.captions), instancesPath: t.file("i.json", COCOSamples.instances))
         _ = try COCOIngestor(database: db).ingest(opts)
-        let dump1 = try db.read { try Row.fetchAll($0, sql: "SELECT * FROM captions ORDER BY id").description + Row.fetchAll($0, sql: "SELECT * FROM boxes ORDER BY id").description }
+        let dump = { try db.read { d in
+            "\(try AnnotationStore.allCaptions(d))\(try AnnotationStore.allBoxes(d))" + (try Row.fetchAll(d, sql: "SELECT * FROM image_captions ORDER BY image_id").description)
+                + (try Row.fetchAll(d, sql: "SELECT * FROM image_boxes ORDER BY image_id").description)
+        } }
+        let dump1 = try dump()
         _ = try COCOIngestor(database: db).ingest(opts)
-        let dump2 = try db.read { try Row.fetchAll($0, sql: "SELECT * FROM captions ORDER BY id").description + Row.fetchAll($0, sql: "SELECT * FROM boxes ORDER BY id").description }
-        XCTAssertEqual(dump1, dump2)
+        XCTAssertEqual(dump1, try dump(), "the same content, packed byte for byte the same")
         XCTAssertEqual(try counts(db), [2, 3, 3, 2])
     }
 

@@ -106,7 +106,7 @@ final class DemoPipelineTests: XCTestCase {
             SELECT count(*) FROM pipeline_image_choices a JOIN pipeline_image_choices b ON a.image_id = b.image_id
             WHERE a.type = 'conversation' AND b.type = 'detail'
             """), 0)
-        XCTAssertEqual(try count("SELECT count(*) FROM pipeline_image_choices WHERE type != 'conversation' AND image_id NOT IN (SELECT image_id FROM boxes)"), 0)
+        XCTAssertEqual(try count("SELECT count(*) FROM pipeline_image_choices WHERE type != 'conversation' AND image_id NOT IN (SELECT image_id FROM image_boxes WHERE count > 0)"), 0)
     }
 
     func testDemoEndToEndRerunAndOneEditedPrompt() throws {

@@ -18,7 +18,7 @@ final class StoreRunnerTests: XCTestCase {
         db = try ForgeDatabase(path: dir + "/q.db")
         try db.write { d in
             try d.execute(sql: "INSERT INTO categories(id, name) VALUES (18, 'dog')")
-            for i in 1...3 { try d.execute(sql: "INSERT INTO boxes(image_id, category_id, seq, x, y, w, h) VALUES (7, 18, ?, 1, 1, 10, 10)", arguments: [i]) }
+            try AnnotationStore.upsert(boxes: (1...3).map { StoredBox(id: $0, imageID: 7, categoryID: 18, seq: $0, x: 1, y: 1, w: 10, h: 10) }, db: d)
         }
     }
 

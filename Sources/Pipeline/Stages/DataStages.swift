@@ -153,8 +153,8 @@ struct SampleImagesStage: StageExecutor {
         let order = try ordered(try rules(stage), stage: stage)
         let db = try env.database()
         let (captioned, boxed) = try db.read { d -> ([Int64], Set<Int64>) in
-            let c = try Int64.fetchAll(d, sql: "SELECT id FROM images WHERE id IN (SELECT DISTINCT image_id FROM captions) ORDER BY id")
-            let b = Set(try Int64.fetchAll(d, sql: "SELECT DISTINCT image_id FROM boxes WHERE w > 0 AND h > 0"))
+            let c = try Int64.fetchAll(d, sql: "SELECT id FROM images WHERE id IN (SELECT image_id FROM image_captions WHERE count > 0) ORDER BY id")
+            let b = Set(try Int64.fetchAll(d, sql: "SELECT image_id FROM image_boxes WHERE drawable > 0"))
             return (c, b)
         }
         var chosen: [String: [Int64]] = [:]
