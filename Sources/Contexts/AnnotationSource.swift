@@ -21,34 +21,20 @@ public struct AnnotationSource {
             guard let handle = db.sqliteConnection else { throw ForgeError(.database, "no connection", file: database.path) }
             let categories = try AnnotationReader.categoryNames(db)
             let images = try RawStatement(handle, "SELECT id, file_name, width, height FROM images ORDER BY id")
-            let captions = try RawStatement(handle, "SELECT image_id, packed FROM image_captions ORDER BY image_id")
-            let boxes = try RawStatement(handle, includeBoxes
-                ? "SELECT image_id, packed FROM image_boxes ORDER BY image_id"
-                : "SELECT image_id, packed FROM image_boxes WHERE 0")
-            var captionPending = try captions.nextRow()
-            var boxPending = try boxes.nextRow()
+            var captions = try PackedTableCursor(handle, table: "image_captions")
+            var boxes = try PackedTableCursor(handle, table: "image_boxes", enabled: includeBoxes)
             do {
                 while try images.nextRow() {
                     let id = images.int64(0)
                     var caps: [String] = []
-                    while captionPending, captions.int64(0) <= id {
-                        if captions.int64(0) == id {
-                            try captions.withBlobBytes(1) { blob in
-                                try AnnotationPack.forEachCaption(blob, imageID: id) { _, _, text in caps.append(String(decoding: text, as: UTF8.self)) }
-                            }
-                        }
-                        captionPending = try captions.nextRow()
+                    try captions.pack(of: id) { blob in
+                        try AnnotationPack.forEachCaption(blob, imageID: id) { _, _, text in caps.append(String(decoding: text, as: UTF8.self)) }
                     }
                     var bs: [ImageAnnotations.Box] = []
-                    while boxPending, boxes.int64(0) <= id {
-                        if boxes.int64(0) == id {
-                            try boxes.withBlobBytes(1) { blob in
-                                try AnnotationPack.forEachBox(blob, imageID: id) { b in
-                                    bs.append(.init(category: categories[b.categoryID] ?? "?", x: b.x, y: b.y, w: b.w, h: b.h))
-                                }
-                            }
+                    try boxes.pack(of: id) { blob in
+                        try AnnotationPack.forEachBox(blob, imageID: id) { b in
+                            bs.append(.init(category: categories[b.categoryID] ?? "?", x: b.x, y: b.y, w: b.w, h: b.h))
                         }
-                        boxPending = try boxes.nextRow()
                     }
                     try body(ImageAnnotations(imageID: id, fileName: images.text(1), width: images.int64(2), height: images.int64(3),
                                               captions: caps, boxes: bs))

@@ -41,12 +41,8 @@ public enum ContextLines {
             out.reserveCapacity(chunkBytes + (1 << 16))
             var summary = Summary(images: 0, droppedBoxes: 0)
             let images = try RawStatement(handle, "SELECT id, width, height FROM images ORDER BY id")
-            let captions = try RawStatement(handle, "SELECT image_id, packed FROM image_captions ORDER BY image_id")
-            let boxes = try RawStatement(handle, includeBoxes
-                ? "SELECT image_id, packed FROM image_boxes ORDER BY image_id"
-                : "SELECT image_id, packed FROM image_boxes WHERE 0")
-            var captionPending = try captions.nextRow()
-            var boxPending = try boxes.nextRow()
+            var captions = try PackedTableCursor(handle, table: "image_captions")
+            var boxes = try PackedTableCursor(handle, table: "image_boxes", enabled: includeBoxes)
             do {
                 while try images.nextRow() {
                     let id = images.int64(0)
@@ -57,45 +53,37 @@ public enum ContextLines {
                     out.append(contentsOf: typeEscaped)
                     appendASCII("\",\"context\":\"", to: &out)
 
-                    while captionPending, captions.int64(0) < id { captionPending = try captions.nextRow() }  // captions of unknown images
                     var captionCount = 0
-                    if captionPending, captions.int64(0) == id {
-                        try captions.withBlobBytes(1) { blob in
-                            try AnnotationPack.forEachCaption(blob, imageID: id) { _, _, text in
-                                if captionCount > 0 { appendASCII("\\n", to: &out) }
-                                appendStrippedCaption(text, to: &out)
-                                captionCount += 1
-                            }
+                    try captions.pack(of: id) { blob in
+                        try AnnotationPack.forEachCaption(blob, imageID: id) { _, _, text in
+                            if captionCount > 0 { appendASCII("\\n", to: &out) }
+                            appendStrippedCaption(text, to: &out)
+                            captionCount += 1
                         }
-                        captionPending = try captions.nextRow()
                     }
 
                     var dropped = 0
-                    while boxPending, boxes.int64(0) < id { boxPending = try boxes.nextRow() }
-                    if boxPending, boxes.int64(0) == id {
-                        var wroteBox = false
-                        try boxes.withBlobBytes(1) { blob in
-                            try AnnotationPack.forEachBox(blob, imageID: id) { b in
-                                guard b.isDrawable else { dropped += 1; return }
-                                if !wroteBox {
-                                    if captionCount > 0 { appendASCII("\\n\\n", to: &out) }
-                                    wroteBox = true
-                                } else {
-                                    appendASCII("\\n", to: &out)
-                                }
-                                out.append(contentsOf: categoryBytes[b.categoryID] ?? unknownCategory)
-                                appendASCII(": [", to: &out)
-                                appendCoordinate(SymbolicContextFormatter.clamp01(b.x / W), to: &out)
-                                appendASCII(", ", to: &out)
-                                appendCoordinate(SymbolicContextFormatter.clamp01(b.y / H), to: &out)
-                                appendASCII(", ", to: &out)
-                                appendCoordinate(SymbolicContextFormatter.clamp01((b.x + b.w) / W), to: &out)
-                                appendASCII(", ", to: &out)
-                                appendCoordinate(SymbolicContextFormatter.clamp01((b.y + b.h) / H), to: &out)
-                                out.append(UInt8(ascii: "]"))
+                    var wroteBox = false
+                    try boxes.pack(of: id) { blob in
+                        try AnnotationPack.forEachBox(blob, imageID: id) { b in
+                            guard b.isDrawable else { dropped += 1; return }
+                            if !wroteBox {
+                                if captionCount > 0 { appendASCII("\\n\\n", to: &out) }
+                                wroteBox = true
+                            } else {
+                                appendASCII("\\n", to: &out)
                             }
+                            out.append(contentsOf: categoryBytes[b.categoryID] ?? unknownCategory)
+                            appendASCII(": [", to: &out)
+                            appendCoordinate(SymbolicContextFormatter.clamp01(b.x / W), to: &out)
+                            appendASCII(", ", to: &out)
+                            appendCoordinate(SymbolicContextFormatter.clamp01(b.y / H), to: &out)
+                            appendASCII(", ", to: &out)
+                            appendCoordinate(SymbolicContextFormatter.clamp01((b.x + b.w) / W), to: &out)
+                            appendASCII(", ", to: &out)
+                            appendCoordinate(SymbolicContextFormatter.clamp01((b.y + b.h) / H), to: &out)
+                            out.append(UInt8(ascii: "]"))
                         }
-                        boxPending = try boxes.nextRow()
                     }
                     appendASCII("\",\"dropped_boxes\":", to: &out)
                     appendDecimal(Int64(dropped), to: &out)

@@ -247,15 +247,33 @@ final class ServerTests: XCTestCase {
         }
     }
 
-    func testAClientThatLeavesMidStreamCancelsItsSequence() throws {
+    /// Sends a request that would decode to max_tokens, lets `leave` close the socket, then checks
+    /// that its sequence was cancelled early (batch slot freed) and that the server goes on serving.
+    private func checkClientLeaving(stream: Bool, leave: (Int32, TestEngine) -> Void) throws {
         let engine = TestEngine(Self.model.engine)
         engine.delay = 0.02
         engine.suppressed = Self.model.stopTokenIDs  // so it would run to max_tokens
         let service = makeService(engine: engine)
         try withServer(service) { port in
             let fd = try RawHTTP.connect(port: port)
+            var parameters: [String: Any] = ["temperature": 0, "max_tokens": 64]
+            if stream { parameters["stream"] = true }
             RawHTTP.send(fd, RawHTTP.requestBytes(method: "POST", path: "/v1/chat/completions", headers: ["Content-Type": "application/json"],
-                                                  body: Array(chatBody(hello, ["temperature": 0, "max_tokens": 64, "stream": true]).utf8)))
+                                                  body: Array(chatBody(hello, parameters).utf8)))
+            leave(fd, engine)
+            XCTAssertTrue(eventually(timeout: 10) { service.counts.cancelled == 1 }, "counts: \(service.counts)")
+            XCTAssertEqual(service.activeCount, 0)
+            XCTAssertLessThan(engine.steps, 60, "generation stopped early")
+            // A client that stays gets its whole answer.
+            let answer = try RawHTTP.post(port: port, chatBody(hello, ["max_tokens": 2]))
+            XCTAssertEqual(answer.status, 200)
+            XCTAssertEqual((answer.json["choices"] as? [[String: Any]])?.count, 1)
+            XCTAssertEqual(service.counts.cancelled, 1)
+        }
+    }
+
+    func testAClientThatLeavesMidStreamCancelsItsSequence() throws {
+        try checkClientLeaving(stream: true) { fd, _ in
             var buffer = [UInt8](repeating: 0, count: 4096)
             var received: [UInt8] = []
             while !String(decoding: received, as: UTF8.self).contains("\"content\":\"") || received.count < 400 {
@@ -265,10 +283,6 @@ final class ServerTests: XCTestCase {
             }
             XCTAssertTrue(String(decoding: received, as: UTF8.self).contains("chat.completion.chunk"))
             close(fd)
-            XCTAssertTrue(eventually(timeout: 10) { service.counts.cancelled == 1 }, "counts: \(service.counts)")
-            XCTAssertEqual(service.activeCount, 0)
-            XCTAssertLessThan(engine.steps, 60, "generation stopped early")
-            XCTAssertEqual(try RawHTTP.post(port: port, chatBody(hello, ["max_tokens": 2])).status, 200)
         }
     }
 
@@ -314,24 +328,9 @@ final class ServerTests: XCTestCase {
     /// A non-streaming client that closes its connection before the answer: its sequence is
     /// cancelled (batch slot freed) instead of decoding to max_tokens.
     func testAClientThatLeavesBeforeANonStreamingAnswerCancelsItsSequence() throws {
-        let engine = TestEngine(Self.model.engine)
-        engine.delay = 0.02
-        engine.suppressed = Self.model.stopTokenIDs  // so it would run to max_tokens
-        let service = makeService(engine: engine)
-        try withServer(service) { port in
-            let fd = try RawHTTP.connect(port: port)
-            RawHTTP.send(fd, RawHTTP.requestBytes(method: "POST", path: "/v1/chat/completions", headers: ["Content-Type": "application/json"],
-                                                  body: Array(chatBody(hello, ["temperature": 0, "max_tokens": 64]).utf8)))
+        try checkClientLeaving(stream: false) { fd, engine in
             XCTAssertTrue(eventually(timeout: 30) { engine.steps >= 3 }, "generation started")
             close(fd)
-            XCTAssertTrue(eventually(timeout: 10) { service.counts.cancelled == 1 }, "counts: \(service.counts)")
-            XCTAssertEqual(service.activeCount, 0)
-            XCTAssertLessThan(engine.steps, 60, "generation stopped early")
-            // The server goes on serving, and a client that stays gets its whole answer.
-            let answer = try RawHTTP.post(port: port, chatBody(hello, ["max_tokens": 2]))
-            XCTAssertEqual(answer.status, 200)
-            XCTAssertEqual((answer.json["choices"] as? [[String: Any]])?.count, 1)
-            XCTAssertEqual(service.counts.cancelled, 1)
         }
     }
 
