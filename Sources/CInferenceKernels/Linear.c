@@ -13,9 +13,9 @@ typedef struct {
 static void run_rows(const linear_ctx *c, const lf_job *job, long r0, long r1, long v0, long v1) {
     long pairs = (c->blocks + 1) / 2, width = c->blocks * 32;
     float *out = job->out + v0 * job->out_stride;
-    if (c->layout == LF_LAYOUT_PAIRS) {
+    if (c->layout == LF_LAYOUT_PAIRS) {  // v0 is a multiple of 8: a panel's first vector
         lf_rows_pairs(job->type, job->weights, r0, r1, c->blocks, c->q + v0 * pairs * 64, c->scale + v0 * pairs * 16,
-                      c->sums + v0 * pairs * 16, v1 - v0, job->bias, out, job->out_stride);
+                      c->sums + v0 * lf_pair_sums_stride(width), v1 - v0, job->bias, out, job->out_stride);
         return;
     }
     lf_rows_i16(job->type, job->weights, r0, r1, c->blocks, c->q + v0 * width, c->scale + v0 * c->blocks,

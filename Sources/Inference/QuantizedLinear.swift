@@ -137,7 +137,7 @@ enum QuantizedLinear {
             layout = LF_LAYOUT_PAIRS
             quantized = scratch.quantized(n * pairs * 64)
             scales = scratch.scales(n * pairs * 16)
-            sums = scratch.sums(n * pairs * 16)
+            sums = scratch.sums(n * lf_pair_sums_stride(inFeatures))
             lf_quantize_pairs(input, n, inFeatures, quantized, scales, sums)
         } else {
             layout = LF_LAYOUT_I16

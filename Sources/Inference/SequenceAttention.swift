@@ -1,3 +1,4 @@
+import CInferenceKernels
 import Foundation
 import TensorMath
 
@@ -108,37 +109,14 @@ enum SequenceAttention {
         }
     }
 
-    /// One query of one head over `valid` cached rows: scores, softmax, weighted sum of values.
+    /// One query of one head over `valid` cached rows: scores, softmax, weighted sum of values
+    /// (the two products in C: `lf_attention_scores`, `lf_attention_values`).
     @inline(__always)
     static func item(out o: UnsafeMutablePointer<Float>, scores row: UnsafeMutablePointer<Float>, q qv: UnsafePointer<Float>,
                      keys: UnsafePointer<Float>, values: UnsafePointer<Float>, valid: Int, kvWidth: Int, headDim d: Int, scale: Float) {
-        if d % 16 == 0 {
-            let qRaw = UnsafeRawPointer(qv)
-            for j in 0..<valid {
-                let kRaw = UnsafeRawPointer(keys + j * kvWidth)
-                var acc = SIMD16<Float>()
-                var e = 0
-                while e < d {
-                    acc.addProduct(qRaw.loadUnaligned(fromByteOffset: e * 4, as: SIMD16<Float>.self),
-                                   kRaw.loadUnaligned(fromByteOffset: e * 4, as: SIMD16<Float>.self))
-                    e += 16
-                }
-                row[j] = acc.sum() * scale
-            }
-        } else {
-            for j in 0..<valid {
-                let kv = keys + j * kvWidth
-                var dot: Float = 0
-                for e in 0..<d { dot += qv[e] * kv[e] }
-                row[j] = dot * scale
-            }
-        }
+        lf_attention_scores(qv, d, keys, kvWidth, valid, scale, row)
         softmax(row, count: valid)
-        o.update(repeating: 0, count: d)
-        for j in 0..<valid {
-            let p = row[j], vv = values + j * kvWidth
-            for e in 0..<d { o[e] += p * vv[e] }
-        }
+        lf_attention_values(row, valid, values, kvWidth, d, o)
     }
 
     /// In place, max-subtracted, e^x 16 lanes at a time (`VectorExp`, within 1 ulp; glibc's scalar

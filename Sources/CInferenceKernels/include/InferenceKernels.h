@@ -10,11 +10,18 @@
 void lf_quantize_i16(const float *x, long vectors, long width, int16_t *q, float *scale, float *sums);
 
 /// The same quantization in the "pair layout" of the AVX-512 kernels: blocks go in pairs
-/// (2p, 2p+1; an odd last block gets a zero partner); per pair 64 int16
-/// [x_2p[0..15], x_2p+1[0..15], x_2p[16..31], x_2p+1[16..31]], 16 scales [d_2p ×8, d_2p+1 ×8] and
-/// 16 sums [Σx_2p/8 ×8, Σx_2p+1/8 ×8]. Per vector: q pairs·64, scale and sums pairs·16 (pairs =
-/// ceil(blocks/2)). Needs lf_has_vnni().
+/// (2p, 2p+1; an odd last block gets a zero partner), vectors in panels of 8 (the last panel holds
+/// the rest), each panel pair-major. Per pair and vector 64 int16
+/// [x_2p[0..15], x_2p+1[0..15], x_2p[16..31], x_2p+1[16..31]] and 16 scales [d_2p ×8, d_2p+1 ×8];
+/// vector v of panel P (size S) has pair p's values at q[(P·8·pairs + p·S + v%8)·64] and
+/// scale[(P·8·pairs + p·S + v%8)·16] (pairs = ceil(blocks/2)). Block sums (exact, for Q4_1's
+/// offsets) are per vector: sums[v·lf_pair_sums_stride(width) + 4p + 1] = Σx_2p, … + 4p + 3 = Σx_2p+1,
+/// every other float 0. Sizes: q vectors·pairs·64, scale vectors·pairs·16, sums
+/// vectors·lf_pair_sums_stride(width). Needs lf_has_vnni().
 void lf_quantize_pairs(const float *x, long vectors, long width, int16_t *q, float *scale, float *sums);
+
+/// Floats of block sums per vector in the pair layout (4 per pair, rounded up to 16).
+long lf_pair_sums_stride(long width);
 
 /// 1 when the CPU runs the AVX-512 VNNI kernels (F, BW, DQ, VL, VNNI).
 int lf_has_vnni(void);
@@ -30,6 +37,8 @@ void lf_rows_i16(int ggml_type, const uint8_t *weights, long row_begin, long row
                  float *out, long out_stride);
 
 /// AVX-512 VNNI (vpdpwssd), x in the pair layout; bias (or NULL) added. Needs lf_has_vnni().
+/// q, scale and sums point at the first vector of a panel (vector 8k of a quantized set) and
+/// `vectors` covers whole panels of that set, as lf_linear calls it.
 void lf_rows_pairs(int ggml_type, const uint8_t *weights, long row_begin, long row_end, long blocks,
                    const int16_t *q, const float *scale, const float *sums, long vectors,
                    const float *bias, float *out, long out_stride);
@@ -54,6 +63,14 @@ typedef struct {
 /// threads claim.
 void lf_linear(int layout, const lf_job *jobs, int njobs, long blocks, const int16_t *q, const float *scale,
                const float *sums, long vectors);
+
+// ---- Decode attention (one query of one head over its cached keys; AVX2 + FMA) ----
+
+/// scores[j] = scale · q · keys[j·kv_stride ..< +d] for j < valid (q [d]).
+void lf_attention_scores(const float *q, long d, const float *keys, long kv_stride, long valid, float scale, float *scores);
+
+/// out[e] = Σ_j probs[j] · values[j·kv_stride + e] for e < d, j < valid (overwrites out [d]).
+void lf_attention_values(const float *probs, long valid, const float *values, long kv_stride, long d, float *out);
 
 // ---- Thread pool ----
 
