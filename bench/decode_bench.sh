@@ -74,19 +74,23 @@ def llama_run():
     return got
 
 def ours_run():
+    global speedups
     out = subprocess.run([".build/release/InferenceBench", model, parts], capture_output=True, text=True, check=True).stdout
     got = {}
     for line in out.splitlines():
         r = json.loads(line)
         if r["what"] == "prefill": got[f"prefill {r['tokens']}"] = r["tokens_per_second"]
         elif r["what"] == "decode": got["decode"] = r["tokens_per_second"]
-        elif r["what"] == "batch": got[f"batch {r['concurrency']}"] = r["aggregate_tokens_per_second"]
+        elif r["what"] == "batch":
+            got[f"batch {r['concurrency']}"] = r["aggregate_tokens_per_second"]
+            speedups[f"batch {r['concurrency']}"] = r["speedup_vs_1"]
         elif r["what"] == "load": kernel = r.get("kernel")
     return got, kernel
 
-ours, theirs = [], []
+ours, theirs, ratios = [], [], []
 for rep in range(repeats):
-    o, kernel = ours_run(); ours.append(o)
+    speedups = {}
+    o, kernel = ours_run(); ours.append(o); ratios.append(speedups)
     if llm: theirs.append(llama_run())
     print(json.dumps({"repeat": rep, "ours": o, "llama.cpp": theirs[-1] if llm else None}), flush=True)
 
@@ -101,7 +105,8 @@ for key in ours[0]:
     print(line)
 for c in (4, 8):
     if f"batch {c}" in ours[0]:
-        print(f"batch {c} / batch 1 (aggregate speed-up): {spread([o[f'batch {c}'] / o['batch 1'] for o in ours], 2)}")
+        # Per repeat: the median of InferenceBench's per-round ratios (1, 4, 8 alternate in rounds).
+        print(f"batch {c} / batch 1 (aggregate speed-up, per-round ratios): {spread([r[f'batch {c}'] for r in ratios], 2)}")
 PY
 echo "== once: prefix cache, kernels, threshold"
 .build/release/InferenceBench "$MODEL" prefix,kernels,threshold

@@ -53,7 +53,7 @@ void lf_linear(int layout, const lf_job *jobs, int njobs, long blocks, const int
     long work = c.total_rows * blocks * 32 * vectors;
     // Below ~64k multiply-adds one thread is faster than any hand-off; otherwise ~8 chunks per
     // thread, so a thread the OS preempts delays the product by a small share only.
-    long target = work < 65536 || threads <= 1 ? 1 : 8 * threads;
+    long target = work < 65536 || threads <= 1 ? 1 : 32 * threads;
     c.row_blocks = groups >= target ? 1 : (target + groups - 1) / groups;
     long min_rows = 16;
     if (c.row_blocks > (c.total_rows + min_rows - 1) / min_rows) c.row_blocks = (c.total_rows + min_rows - 1) / min_rows;

@@ -174,20 +174,37 @@ if wants("prefix") {
 }
 
 if wants("batch") {
-    var single = 0.0
-    for concurrency in [1, 4, 8] {
-        let caches = (0..<concurrency).map { _ in engine.makeCache(capacity: 256) }
-        var logits = try engine.step((0..<concurrency).map { SequenceStep(tokens: prompt(24, seed: 10 + $0), cache: caches[$0]) })
-        let steps = 48
-        var start = 0.0
-        for s in 0..<(steps + 4) {
-            if s == 4 { start = now() }  // 4 warm-up steps
-            let next = logits.map { Sampler.argmax($0) }
-            logits = try engine.step((0..<concurrency).map { SequenceStep(tokens: [next[$0]], cache: caches[$0]) })
+    // Concurrency 1, 4 and 8 alternate in rounds (ROUNDS, default 5; STEPS decode steps each,
+    // default 24), so every ratio to one sequence is taken between neighbouring measurements under
+    // the same load; reported: median rates and the median [min–max] of the per-round ratios.
+    let environment = ProcessInfo.processInfo.environment
+    let rounds = Int(environment["LLAVA_FORGE_BATCH_ROUNDS"] ?? "") ?? 5
+    let steps = Int(environment["LLAVA_FORGE_BATCH_STEPS"] ?? "") ?? 24
+    let levels = [1, 4, 8]
+    // Each level decodes from its own prompts; contexts stay short (≤ 24 + 4 + rounds·steps).
+    var states: [(caches: [KVCache], logits: [[Float]])] = try levels.map { concurrency in
+        let caches = (0..<concurrency).map { _ in engine.makeCache(capacity: 32 + rounds * steps + 8) }
+        let logits = try engine.step((0..<concurrency).map { SequenceStep(tokens: prompt(24, seed: 10 + $0), cache: caches[$0]) })
+        return (caches, logits)
+    }
+    func run(_ level: Int, steps: Int) throws -> Double {
+        let start = now()
+        for _ in 0..<steps {
+            let next = states[level].logits.map { Sampler.argmax($0) }
+            let caches = states[level].caches
+            states[level].logits = try engine.step((0..<caches.count).map { SequenceStep(tokens: [next[$0]], cache: caches[$0]) })
         }
-        let seconds = now() - start
-        let rate = Double(steps * concurrency) / seconds
-        if concurrency == 1 { single = rate }
-        emit(["what": "batch", "concurrency": concurrency, "aggregate_tokens_per_second": rate, "speedup_vs_1": rate / single])
+        return Double(steps * states[level].caches.count) / (now() - start)
+    }
+    for level in levels.indices { _ = try run(level, steps: 4) }  // warm-up
+    var rates = [[Double]](repeating: [], count: levels.count)
+    for _ in 0..<rounds {
+        for level in levels.indices { rates[level].append(try run(level, steps: steps)) }
+    }
+    for (level, concurrency) in levels.enumerated() {
+        let ratios = zip(rates[level], rates[0]).map { $0 / $1 }
+        emit(["what": "batch", "concurrency": concurrency, "aggregate_tokens_per_second": median(rates[level]),
+              "speedup_vs_1": median(ratios), "speedup_min": ratios.min()!, "speedup_max": ratios.max()!,
+              "rounds": rounds, "steps": steps])
     }
 }
