@@ -6,7 +6,7 @@ import CInferenceKernels
 /// multiples of the 8-lane and 32-column paths, key counts around the 8-key blocks, strided rows.
 final class DecodeAttentionKernelTests: XCTestCase {
     func testScoresAndWeightedValuesMatchFloat64() {
-        for d in [8, 12, 40, 64, 72, 96] {
+        for d in [8, 12, 16, 32, 40, 64, 72, 96] {
             for valid in [1, 7, 8, 9, 33] {
                 let stride = 3 * d + 8  // rows of a [kvHeads·D] cache, this head somewhere inside
                 let q = Support.randomFloats(d, seed: UInt64(d), scale: 2)

@@ -41,7 +41,11 @@ final class PrefixCacheTests: XCTestCase {
         let reused = prefixes.restore(prompt: prompt, into: warm)
         XCTAssertEqual(reused, 48)
         let got = try e.decode(tokens: Array(prompt[reused...]), cache: warm)
-        XCTAssertLessThanOrEqual(Support.maxAbsDifference(got, expected), 1e-4)
+        // The prefill side's attention is sgemm, the restored side's the decode kernels: the same
+        // math in another summation order. This random tiny model amplifies that strongly: decode
+        // scores accumulated in Float64 (exact to the last bit) give 4.9e-4 on logits of ~12, the
+        // AVX-512 kernel 5.5e-4. A wrong restore (rows, positions) is off by O(1).
+        XCTAssertLessThanOrEqual(Support.maxAbsDifference(got, expected), 2e-3)
     }
 
     /// The bench's case in small: a prompt sharing a prefix that ends mid-block with a cached one
