@@ -7,7 +7,7 @@
 #
 #   bench/decode_bench.sh [MODEL.gguf] [--install-llama-cpp] [--repeats N] [--parts LIST]
 #
-# --parts: comma-separated InferenceBench parts run each repeat (default prefill,decode,batch);
+# --parts: comma-separated InferenceBench parts run each repeat (default prefill,decode,batch,scheduler);
 # prefix, kernels and threshold run once at the end with "all".
 # --install-llama-cpp builds llama-cpp-python (heavy: ~10 min of compiling) with the flags this
 # CPU needs (its default native build dies with SIGILL in ggml's AMX path).
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 MODEL="models/SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL=0
 REPEATS=5
-PARTS="prefill,decode,batch"
+PARTS="prefill,decode,batch,scheduler"
 while [ $# -gt 0 ]; do
   case "$1" in
     --install-llama-cpp) INSTALL=1 ;;
@@ -84,6 +84,9 @@ def ours_run():
         elif r["what"] == "batch":
             got[f"batch {r['concurrency']}"] = r["aggregate_tokens_per_second"]
             speedups[f"batch {r['concurrency']}"] = r["speedup_vs_1"]
+        elif r["what"] == "scheduler":
+            got[f"sched {r['concurrency']}"] = r["decode_tokens_per_second"]
+            if "speedup_vs_1" in r: speedups[f"sched {r['concurrency']}"] = r["speedup_vs_1"]
         elif r["what"] == "load": kernel = r.get("kernel")
     return got, kernel
 
@@ -107,6 +110,8 @@ for c in (4, 8):
     if f"batch {c}" in ours[0]:
         # Per repeat: the median of InferenceBench's per-round ratios (1, 4, 8 alternate in rounds).
         print(f"batch {c} / batch 1 (aggregate speed-up, per-round ratios): {spread([r[f'batch {c}'] for r in ratios], 2)}")
+if "sched 8" in ours[0]:
+    print(f"sched 8 / sched 1 (requests through the BatchScheduler, decode phase, sampled): {spread([r['sched 8'] for r in ratios], 2)}")
 PY
 echo "== once: prefix cache, kernels, threshold"
 .build/release/InferenceBench "$MODEL" prefix,kernels,threshold

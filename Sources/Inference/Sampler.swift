@@ -1,5 +1,6 @@
 import ForgeCore
 import Foundation
+import TensorMath
 
 /// How the next token is chosen from the logits. Defaults are greedy.
 public struct SamplingOptions: Sendable, Equatable {
@@ -83,18 +84,7 @@ public struct Sampler {
 
     /// Temperature → softmax → top-k / top-p / min-p filters → one draw over what is left.
     private mutating func draw(_ logits: UnsafeBufferPointer<Float>) -> Int {
-        let inverseT = 1 / options.temperature
-        var maxLogit = -Float.infinity
-        for v in logits { maxLogit = max(maxLogit, v) }
-        var probs = [Float](repeating: 0, count: logits.count)
-        var total = 0.0
-        for i in 0..<logits.count {
-            let e = expf((logits[i] - maxLogit) * inverseT)
-            probs[i] = e
-            total += Double(e)
-        }
-        let scale = Float(1 / total)
-        for i in 0..<probs.count { probs[i] *= scale }
+        let probs = Sampler.softmax(logits, temperature: options.temperature)
         let top = probs.max() ?? 1
         if options.topK == 0 && options.topP >= 1 && options.minP == 0 {
             return pick(probs.indices, probs: probs)
@@ -137,6 +127,39 @@ public struct Sampler {
             candidates.removeSubrange(keep...)
         }
         return pick(candidates, probs: probs)
+    }
+
+    /// softmax(logits / T), 16 lanes at a time (`VectorExp`, within 1 ulp of expf; the scalar
+    /// loop over a 49,152-token vocabulary cost ~0.3 ms per sampled token, a tenth of a batched
+    /// 8-sequence step per sequence), the sum in Double. Masked (−∞) logits get exactly 0.
+    static func softmax(_ logits: UnsafeBufferPointer<Float>, temperature: Float) -> [Float] {
+        typealias V = SIMD16<Float>
+        let count = logits.count, inverseT = 1 / temperature
+        var maxLogit = -Float.infinity
+        for v in logits { maxLogit = max(maxLogit, v) }
+        var probs = [Float](repeating: 0, count: count)
+        var total = 0.0
+        probs.withUnsafeMutableBufferPointer { out in
+            let source = UnsafeRawPointer(logits.baseAddress!), target = UnsafeMutableRawPointer(out.baseAddress!)
+            let shift = V(repeating: maxLogit), factor = V(repeating: inverseT), masked = V(repeating: -.infinity)
+            var i = 0
+            while i + 16 <= count {
+                let x = source.loadUnaligned(fromByteOffset: 4 * i, as: V.self)
+                let e = VectorExp.exp((x - shift) * factor).replacing(with: 0, where: x .== masked)
+                target.storeBytes(of: e, toByteOffset: 4 * i, as: V.self)
+                total += Double(e.sum())
+                i += 16
+            }
+            while i < count {
+                let e = logits[i] == -.infinity ? 0 : expf((logits[i] - maxLogit) * inverseT)
+                out[i] = e
+                total += Double(e)
+                i += 1
+            }
+            let scale = Float(1 / total)
+            for j in 0..<count { out[j] *= scale }
+        }
+        return probs
     }
 
     /// One draw proportional to `probs` over `ids`.

@@ -64,4 +64,23 @@ final class SamplerTests: XCTestCase {
         XCTAssertThrowsError(try SamplingOptions(topK: -2).validate())
         XCTAssertNoThrow(try SamplingOptions(temperature: 0.7, topK: 40, topP: 0.9, seed: 1).validate())
     }
+
+    /// The vectorized softmax against a Float64 reference: lengths around the 16-lane blocks,
+    /// masked (−∞) logits exactly 0, temperatures below and above 1.
+    func testSoftmaxMatchesFloat64AndMasksExactly() {
+        for count in [1, 15, 16, 17, 100, 49_157] {
+            var logits = (0..<count).map { Float(($0 * 7919) % 1000) / 37 - 13 }
+            for i in stride(from: 3, to: count, by: 5) { logits[i] = -.infinity }
+            for temperature: Float in [0.3, 1, 1.7] {
+                let probs = logits.withUnsafeBufferPointer { Sampler.softmax($0, temperature: temperature) }
+                let top = Double(logits.max()!)
+                let exps = logits.map { $0 == -.infinity ? 0 : Foundation.exp((Double($0) - top) / Double(temperature)) }
+                let total = exps.reduce(0, +)
+                for i in 0..<count {
+                    if logits[i] == -.infinity { XCTAssertEqual(probs[i], 0, "masked \(i)"); continue }
+                    XCTAssertEqual(Double(probs[i]), exps[i] / total, accuracy: 1e-6 * exps[i] / total + 1e-12, "count \(count) T \(temperature) id \(i)")
+                }
+            }
+        }
+    }
 }

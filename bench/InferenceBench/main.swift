@@ -23,7 +23,7 @@ func emit(_ fields: [String: Any]) {
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    FileHandle.standardError.write(Data("usage: InferenceBench MODEL.gguf [all|decode|prefill|prefix|batch|threshold]\n".utf8))
+    FileHandle.standardError.write(Data("usage: InferenceBench MODEL.gguf [all|decode|prefill|prefix|batch|scheduler|threshold|kernels]\n".utf8))
     exit(2)
 }
 let only = arguments.count > 2 ? arguments[2] : "all"
@@ -207,4 +207,59 @@ if wants("batch") {
               "speedup_vs_1": median(ratios), "speedup_min": ratios.min()!, "speedup_max": ratios.max()!,
               "rounds": rounds, "steps": steps])
     }
+}
+
+if wants("scheduler") {
+    // Requests through the BatchScheduler (what `serve` runs): 1 and 8 concurrent requests
+    // alternate in rounds, each of 24 prompt tokens and 48 sampled new tokens (temperature 0.8,
+    // top-p 0.95, no stop). Decode tokens/s: the tokens that arrive after every request has its
+    // first token (prefill done), over that window — sampling and scheduling included; and whole
+    // requests (submit → last finish, prefill included) for reference.
+    let environment = ProcessInfo.processInfo.environment
+    let rounds = Int(environment["LLAVA_FORGE_BATCH_ROUNDS"] ?? "") ?? 5
+    let newTokens = 48
+    let scheduler = BatchScheduler(engine: engine, maxActive: 8, queueCapacity: 16)
+    defer { scheduler.shutdown() }
+    final class Times: @unchecked Sendable {
+        let lock = NSLock()
+        var tokens: [[Double]]
+        init(_ n: Int) { tokens = Array(repeating: [], count: n) }
+        func add(_ i: Int, _ t: Double) { lock.lock(); tokens[i].append(t); lock.unlock() }
+    }
+    var seed = 100
+    func requests(_ concurrency: Int) throws -> (decode: Double, whole: Double) {
+        let group = DispatchGroup()
+        let times = Times(concurrency)
+        let start = now()
+        for i in 0..<concurrency {
+            seed += 1
+            let request = GenerationRequest(prompt: prompt(24, seed: seed), maxTokens: newTokens,
+                                            sampling: SamplingOptions(temperature: 0.8, topP: 0.95, seed: UInt64(seed)))
+            group.enter()
+            try scheduler.submit(request) { event in
+                switch event {
+                case .finished, .failed: group.leave()
+                case .token: times.add(i, now())
+                }
+            }
+        }
+        group.wait()
+        let end = now()
+        let decodeStart = times.tokens.map { $0.first ?? end }.max()!
+        let decoded = times.tokens.reduce(0) { $0 + $1.filter { $0 > decodeStart }.count }
+        let total = times.tokens.reduce(0) { $0 + $1.count }
+        return (Double(decoded) / (end - decodeStart), Double(total) / (end - start))
+    }
+    _ = try requests(1); _ = try requests(8)  // warm-up
+    var single: [(decode: Double, whole: Double)] = [], eight: [(decode: Double, whole: Double)] = []
+    for _ in 0..<rounds {
+        single.append(try requests(1))
+        eight.append(try requests(8))
+    }
+    let ratios = zip(eight, single).map { $0.decode / $1.decode }, wholeRatios = zip(eight, single).map { $0.whole / $1.whole }
+    emit(["what": "scheduler", "concurrency": 1, "decode_tokens_per_second": median(single.map(\.decode)),
+          "request_tokens_per_second": median(single.map(\.whole)), "rounds": rounds])
+    emit(["what": "scheduler", "concurrency": 8, "decode_tokens_per_second": median(eight.map(\.decode)),
+          "request_tokens_per_second": median(eight.map(\.whole)), "speedup_vs_1": median(ratios),
+          "speedup_min": ratios.min()!, "speedup_max": ratios.max()!, "request_speedup_vs_1": median(wholeRatios), "rounds": rounds])
 }
