@@ -133,6 +133,8 @@ let package = Package(
 
         // Test support: a loopback OpenAI-compatible mock server with fault injection.
         .target(name: "MockOpenAI", dependencies: ["ForgeCore"], path: "Tests/MockOpenAI"),
+        // Test support: small fixtures several test targets share (a tiny ingested COCO set).
+        .target(name: "ForgeTestSupport", dependencies: ["Ingest", "Store"], path: "Tests/ForgeTestSupport"),
         // The same mock as a process, for bench/generation_bench.sh.
         .executableTarget(name: "forge-mock", dependencies: ["MockOpenAI"], path: "bench/forge-mock"),
         // The shared JSON parser (RFC cases, numbers, escapes, limits, error positions) and other ForgeCore pieces.
@@ -142,7 +144,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "ForgeCore"]),
         .testTarget(name: "ParsingTests", dependencies: ["Parsing", "ForgeCore"]),
         .testTarget(name: "GenerationTests", dependencies: [
-            "Generation", "LLMClient", "Prompts", "Store", "Ingest", "MockOpenAI", "ForgeCore",
+            "Generation", "LLMClient", "Prompts", "Store", "Ingest", "MockOpenAI", "ForgeTestSupport", "ForgeCore",
         ]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "Store", "Ingest", "ForgeCore"]),
         .testTarget(name: "QualityTests", dependencies: ["Quality", "Store", "ForgeCore"]),
@@ -164,7 +166,7 @@ let package = Package(
         ], exclude: ["Fixtures"]),
         // Structured output: schema compilation, the JSON automaton, token masks, constrained runs, JSON requests/parsing.
         .testTarget(name: "StructuredOutputTests", dependencies: [
-            "Inference", "Models", "TensorMath", "Tokenizers", "Parsing", "Generation", "Prompts", "LLMClient", "Store", "Ingest", "MockOpenAI", "ForgeCore",
+            "Inference", "Models", "TensorMath", "Tokenizers", "Parsing", "Generation", "Prompts", "LLMClient", "Store", "Ingest", "MockOpenAI", "ForgeTestSupport", "ForgeCore",
         ]),
         // The server in-process (raw HTTP over loopback), `serve`/`chat` as processes, the openai-client script, the pipeline's local server.
         .testTarget(name: "ServingTests", dependencies: [

@@ -1,4 +1,5 @@
 import ForgeCore
+import ForgeTestSupport
 import Foundation
 import GRDB
 @testable import Generation
@@ -31,16 +32,8 @@ final class GeneratorResilienceTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
 
     static func ingest(images count: Int, into db: ForgeDatabase, dir: String) throws {
-        var images: [String] = [], caps: [String] = [], boxes: [String] = []
-        for i in 1...count {
-            images.append(#"{"id": \#(i), "file_name": "\#(String(format: "%012d", i)).jpg", "width": 640, "height": 480}"#)
-            caps.append(#"{"image_id": \#(i), "id": \#(10_000 + i), "caption": "A dog number \#(i) stands on the grass."}"#)
-            boxes.append(#"{"image_id": \#(i), "id": \#(20_000 + i), "category_id": 18, "bbox": [10, 20, 100, 50], "iscrowd": 0, "area": 5000}"#)
-        }
-        let capPath = dir + "/c.json", instPath = dir + "/i.json"
-        try #"{"images": [\#(images.joined(separator: ","))], "annotations": [\#(caps.joined(separator: ","))]}"#.write(toFile: capPath, atomically: true, encoding: .utf8)
-        try #"{"images": [\#(images.joined(separator: ","))], "annotations": [\#(boxes.joined(separator: ","))], "categories": [{"id": 18, "name": "dog"}]}"#.write(toFile: instPath, atomically: true, encoding: .utf8)
-        _ = try COCOIngestor(database: db).ingest(IngestOptions(captionsPath: capPath, instancesPath: instPath))
+        try TinyCOCO.ingest(images: count, into: db, dir: dir, caption: { "A dog number \($0) stands on the grass." },
+                            firstIDs: (10_000, 20_000))
     }
 
     func library(prompts: String? = nil) -> PromptLibrary {

@@ -1,4 +1,5 @@
 import ForgeCore
+import ForgeTestSupport
 import Foundation
 import GRDB
 @testable import Generation
@@ -24,16 +25,7 @@ final class StructuredGenerateTests: XCTestCase {
         dir = NSTemporaryDirectory() + "structured-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         db = try ForgeDatabase(path: dir + "/x.db")
-        var images: [String] = [], caps: [String] = [], boxes: [String] = []
-        for i in 1...4 {
-            images.append(#"{"id": \#(i), "file_name": "\#(i).jpg", "width": 640, "height": 480}"#)
-            caps.append(#"{"image_id": \#(i), "id": \#(100 + i), "caption": "A dog number \#(i) on grass."}"#)
-            boxes.append(#"{"image_id": \#(i), "id": \#(200 + i), "category_id": 18, "bbox": [10, 20, 100, 50], "iscrowd": 0, "area": 5000}"#)
-        }
-        let capPath = dir + "/c.json", instPath = dir + "/i.json"
-        try #"{"images": [\#(images.joined(separator: ","))], "annotations": [\#(caps.joined(separator: ","))]}"#.write(toFile: capPath, atomically: true, encoding: .utf8)
-        try #"{"images": [\#(images.joined(separator: ","))], "annotations": [\#(boxes.joined(separator: ","))], "categories": [{"id": 18, "name": "dog"}]}"#.write(toFile: instPath, atomically: true, encoding: .utf8)
-        _ = try COCOIngestor(database: db).ingest(IngestOptions(captionsPath: capPath, instancesPath: instPath))
+        try TinyCOCO.ingest(images: 4, into: db, dir: dir, fileName: { "\($0).jpg" }, caption: { "A dog number \($0) on grass." })
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
