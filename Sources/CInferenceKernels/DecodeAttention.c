@@ -96,22 +96,7 @@ void lf_attention_scores(const float *q, long d, const float *keys, long kv_stri
 
 void lf_attention_values(const float *probs, long valid, const float *values, long kv_stride, long d, float *out) {
     long e = has_avx512() ? values_512(probs, valid, values, kv_stride, d, out) : 0;
-    // 32 output columns at a time in four registers, then 8, then the rest.
-    for (; e + 32 <= d; e += 32) {
-        __m256 o0 = _mm256_setzero_ps(), o1 = _mm256_setzero_ps(), o2 = _mm256_setzero_ps(), o3 = _mm256_setzero_ps();
-        for (long j = 0; j < valid; j++) {
-            const float *v = values + j * kv_stride + e;
-            __m256 p = _mm256_broadcast_ss(probs + j);
-            o0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v), o0);
-            o1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8), o1);
-            o2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 16), o2);
-            o3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 24), o3);
-        }
-        _mm256_storeu_ps(out + e, o0);
-        _mm256_storeu_ps(out + e + 8, o1);
-        _mm256_storeu_ps(out + e + 16, o2);
-        _mm256_storeu_ps(out + e + 24, o3);
-    }
+    // (AVX-512 took the multiples of 16 above where the CPU has it.) 8 columns at a time, then the rest.
     for (; e + 8 <= d; e += 8) {
         __m256 o = _mm256_setzero_ps();
         for (long j = 0; j < valid; j++) o = _mm256_fmadd_ps(_mm256_broadcast_ss(probs + j), _mm256_loadu_ps(values + j * kv_stride + e), o);
