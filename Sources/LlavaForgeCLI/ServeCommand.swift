@@ -37,8 +37,8 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Read the bearer key from this file.")
     var apiKeyFile: String?
 
-    @Option(name: .long, help: "Sequences decoded together.")
-    var maxConcurrency: Int = 4
+    @Option(name: .long, help: "Sequences decoded together in one batched step (bench/decode_bench.sh measures 1 vs 8).")
+    var maxConcurrency: Int = 8
 
     @Option(name: .long, help: "Requests that may wait beyond those (then 503).")
     var queue: Int = 16

@@ -9,7 +9,7 @@ import Models
 public final class ChatService: @unchecked Sendable {
     public struct Options: Sendable {
         /// Sequences decoded together (the scheduler's `maxActive`).
-        public var maxConcurrency = 4
+        public var maxConcurrency = 8
         /// Requests waiting beyond those; one more is a 503.
         public var queueCapacity = 16
         public var limits = ChatCompletionRequest.Limits(maxTokens: 4096)
