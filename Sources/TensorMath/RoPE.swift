@@ -44,44 +44,33 @@ public enum RoPE {
         table: RotaryTable,
         tokens: Int, heads: Int, positionOffset: Int = 0
     ) {
-        OpProfile.measure("rope.forward") {
-            let headDim = table.headDim, half = headDim / 2, width = heads * headDim
-            precondition(positionOffset + tokens <= table.positions, "RoPE: \(positionOffset + tokens) positions > table \(table.positions)")
-            let cosTable = table.cos.pointer, sinTable = table.sin.pointer
-            Parallel.forEachRow(tokens, rowWork: width * 4) { t in
-                let c = cosTable + (positionOffset + t) * half, s = sinTable + (positionOffset + t) * half
-                for h in 0..<heads {
-                    let v = x + t * width + h * headDim
-                    for i in 0..<half {
-                        let x1 = v[i], x2 = v[i + half]
-                        v[i] = x1 * c[i] - x2 * s[i]
-                        v[i + half] = x2 * c[i] + x1 * s[i]
-                    }
-                }
-            }
-        }
+        OpProfile.measure("rope.forward") { rotate(x, table: table, tokens: tokens, heads: heads, positionOffset: positionOffset, sinSign: 1) }
     }
 
-    /// The rotation is orthogonal, so the gradient is the inverse rotation, in place on
-    /// dx `[tokens, heads·headDim]` (which holds d(rotated) on entry and d(input) on return).
+    /// The rotation is orthogonal, so the gradient is the inverse rotation (by −angle), in place
+    /// on dx `[tokens, heads·headDim]` (which holds d(rotated) on entry and d(input) on return).
     public static func backward(
         _ dx: UnsafeMutablePointer<Float>,
         table: RotaryTable,
         tokens: Int, heads: Int, positionOffset: Int = 0
     ) {
-        OpProfile.measure("rope.backward") {
-            let headDim = table.headDim, half = headDim / 2, width = heads * headDim
-            precondition(positionOffset + tokens <= table.positions, "RoPE: \(positionOffset + tokens) positions > table \(table.positions)")
-            let cosTable = table.cos.pointer, sinTable = table.sin.pointer
-            Parallel.forEachRow(tokens, rowWork: width * 4) { t in
-                let c = cosTable + (positionOffset + t) * half, s = sinTable + (positionOffset + t) * half
-                for h in 0..<heads {
-                    let v = dx + t * width + h * headDim
-                    for i in 0..<half {
-                        let d1 = v[i], d2 = v[i + half]
-                        v[i] = d1 * c[i] + d2 * s[i]
-                        v[i + half] = d2 * c[i] - d1 * s[i]
-                    }
+        OpProfile.measure("rope.backward") { rotate(dx, table: table, tokens: tokens, heads: heads, positionOffset: positionOffset, sinSign: -1) }
+    }
+
+    /// Rotation by +angle (`sinSign` 1) or −angle (−1; negating sin is exact, so both directions
+    /// round as the two separate loops did).
+    private static func rotate(_ x: UnsafeMutablePointer<Float>, table: RotaryTable, tokens: Int, heads: Int, positionOffset: Int, sinSign: Float) {
+        let headDim = table.headDim, half = headDim / 2, width = heads * headDim
+        precondition(positionOffset + tokens <= table.positions, "RoPE: \(positionOffset + tokens) positions > table \(table.positions)")
+        let cosTable = table.cos.pointer, sinTable = table.sin.pointer
+        Parallel.forEachRow(tokens, rowWork: width * 4) { t in
+            let c = cosTable + (positionOffset + t) * half, s = sinTable + (positionOffset + t) * half
+            for h in 0..<heads {
+                let v = x + t * width + h * headDim
+                for i in 0..<half {
+                    let x1 = v[i], x2 = v[i + half], sine = s[i] * sinSign
+                    v[i] = x1 * c[i] - x2 * sine
+                    v[i + half] = x2 * c[i] + x1 * sine
                 }
             }
         }
