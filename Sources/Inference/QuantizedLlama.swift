@@ -216,16 +216,7 @@ public final class QuantizedLlama {
     /// or a `stop` id (included).
     public func greedy(prompt: [Int], maxTokens: Int, stop: Set<Int> = [], cache: KVCache? = nil) throws -> [Int] {
         let cache = cache ?? makeCache(capacity: max(1, prompt.count + maxTokens))
-        cache.reset()
-        var logits = try decode(tokens: prompt, cache: cache)
-        var generated: [Int] = []
-        while generated.count < maxTokens {
-            let next = LlamaModel.argmax(logits)
-            generated.append(next)
-            if stop.contains(next) || generated.count == maxTokens { break }
-            logits = try decode(tokens: [next], cache: cache)
-        }
-        return generated
+        return try LlamaModel.greedy(prompt: prompt, maxTokens: maxTokens, stop: stop, cache: cache) { try decode(tokens: $0, cache: $1) }
     }
 }
 

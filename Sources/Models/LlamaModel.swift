@@ -278,14 +278,21 @@ public final class LlamaModel {
     /// ids). Returns the generated ids.
     public func greedy(prompt: [Int], maxTokens: Int, stop: Set<Int> = [], cache: KVCache? = nil) throws -> [Int] {
         let cache = cache ?? KVCache(config: config, capacity: max(1, min(rotary.positions, prompt.count + maxTokens)))
+        return try Self.greedy(prompt: prompt, maxTokens: maxTokens, stop: stop, cache: cache) { try decode(tokens: $0, cache: $1) }
+    }
+
+    /// The greedy loop over any decoder with this cache layout (the quantized engine's too):
+    /// reset `cache`, prefill, then argmax steps until `maxTokens` or a `stop` id (included).
+    public static func greedy(prompt: [Int], maxTokens: Int, stop: Set<Int>, cache: KVCache,
+                              decode: ([Int], KVCache) throws -> [Float]) rethrows -> [Int] {
         cache.reset()
-        var logits = try decode(tokens: prompt, cache: cache)
+        var logits = try decode(prompt, cache)
         var generated: [Int] = []
         while generated.count < maxTokens {
-            let next = LlamaModel.argmax(logits)
+            let next = argmax(logits)
             generated.append(next)
             if stop.contains(next) || generated.count == maxTokens { break }
-            logits = try decode(tokens: [next], cache: cache)
+            logits = try decode([next], cache)
         }
         return generated
     }
