@@ -124,7 +124,7 @@ final class AttentionAndRoPETests: XCTestCase {
             // probs rows are distributions over the visible keys, zero beyond them.
             for h in 0..<heads {
                 for i in 0..<t {
-                    let row = (0..<t).map { probs.pointer[h * t * t + i * t + $0] }
+                    let row = (0..<t).map { probs.pointer[shape.probsIndex(head: h, row: i, key: $0, length: t)] }
                     XCTAssertEqual(Double(row.reduce(0, +)), 1, accuracy: 1e-5)
                     if causal { XCTAssertTrue(row[(i + 1)...].allSatisfy { $0 == 0 }, "\(what): masked row \(i)") }
                 }
