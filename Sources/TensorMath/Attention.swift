@@ -65,8 +65,9 @@ public enum Attention {
     }
 
     /// Query rows per block ((n+1)/2n of the full causal products for n blocks); key blocks of
-    /// the backward use the same boundaries.
-    public static let causalBlockRows = 128
+    /// the backward use the same boundaries. A variable only so `TrainBench --attention-block`
+    /// can measure other sizes; set it before any attention runs, never concurrently.
+    nonisolated(unsafe) public static var causalBlockRows = 128
 
     /// Floats of probs for packed sequences of `segments` lengths.
     public static func probsCount(heads: Int, segments: [Int]) -> Int { heads * segments.reduce(0) { $0 + $1 * $1 } }
@@ -225,11 +226,12 @@ public enum Attention {
                 // scores [rows, 0..<keys] = scale · q_stacked · k_gᵀ
                 BLAS.gemm(.none, .transpose, m: rows, n: keys, k: d, alpha: scale,
                           a: qs.base, lda: qs.ld, b: ks, ldb: kw, c: p, ldc: t)
-                for row in 0..<rows {
-                    let pr = p + row * t
-                    let valid = shape.causal ? r0 + row / gs + 1 : t
-                    Softmax.softmaxRow(out: pr, input: pr, count: valid)
-                    if valid < t { (pr + valid).update(repeating: 0, count: t - valid) }
+                OpProfile.measure("attention.softmax") {
+                    for row in 0..<rows {
+                        let pr = p + row * t
+                        let valid = shape.causal ? r0 + row / gs + 1 : t
+                        AttentionSoftmax.forwardRow(pr, valid: valid, count: t)
+                    }
                 }
                 // out_stacked = probs · v_g (no weight past key r1 in a causal block)
                 let os = stacked(out, packed: packed, group: g, row: first, shape: shape)
@@ -290,10 +292,12 @@ public enum Attention {
                 let dos = stacked(UnsafeMutablePointer(mutating: dout), packed: doutPacked, group: g, row: first, shape: shape)
                 BLAS.gemm(.none, .transpose, m: rows, n: keys, k: d,
                           a: dos.base, lda: dos.ld, b: v + segment.start * kw + g * d, ldb: kw, c: dsb, ldc: t)
-                for row in 0..<rows {
-                    let valid = shape.causal ? r0 + row / gs + 1 : t
-                    softmaxBackwardRow(dsb + row * t, probs: p + row * t, count: valid)
-                    if valid < keys { (dsb + row * t + valid).update(repeating: 0, count: keys - valid) }
+                OpProfile.measure("attention.softmax.backward") {
+                    for row in 0..<rows {
+                        let valid = shape.causal ? r0 + row / gs + 1 : t
+                        softmaxBackwardRow(dsb + row * t, probs: p + row * t, count: valid)
+                        if valid < keys { (dsb + row * t + valid).update(repeating: 0, count: keys - valid) }
+                    }
                 }
                 let dqs = stacked(dq, packed: dqPacked, group: g, row: first, shape: shape)
                 BLAS.gemm(.none, .none, m: rows, n: d, k: keys, alpha: scale,
