@@ -19,8 +19,7 @@ import Foundation
 /// O(T²·heads·D) products. Measured why: single-threaded per-head sgemms of 128 × 64 ran at
 /// 24–40 GFLOP/s, a third of a core's sgemm rate (bench/train_bench.results.md).
 ///
-/// The work is cut into items — a query block of one kv group (forward, and backward's dq), or a
-/// key block of one kv group (backward's dk and dv) — that our own workers claim one at a time,
+/// The work is cut into items — a query block of one kv group — that our own workers claim one at a time,
 /// each item's products as single-threaded sgemms (`BLASRuntime.withSingleThreadedBLAS`): one
 /// fork/join per pass over every group of every packed sequence, both cores busy to the end, and
 /// no thread hand-off per small product (per-head products split over OpenBLAS's two threads cost
@@ -30,9 +29,8 @@ import Foundation
 ///
 /// Causal attention runs in query blocks of `causalBlockRows`: block [r0, r1) only scores keys
 /// 0..<r1, skipping most of the masked upper triangle. A block's scores are softmaxed and
-/// multiplied by v right after they are formed, while they are still in cache. Backward forms
-/// dk and dv per key block c: Σ over the query rows (of every head of the group) that see it
-/// (r ≥ c0) in one product, instead of one accumulation per query block.
+/// multiplied by v right after they are formed, while they are still in cache. Backward
+/// (AttentionBackward.swift) consumes each block's probs and dscores while they are in cache too.
 public enum Attention {
     public struct Shape: Sendable {
         public var tokens: Int
@@ -241,88 +239,6 @@ public enum Attention {
         }
     }
 
-    /// dq `[T, heads·D]`, dk and dv `[T, kvHeads·D]` from dout `[T, heads·D]`: accumulated onto
-    /// the buffers (`accumulate`, the ops' convention) or written over them (`accumulate: false`,
-    /// which saves the caller a zeroing pass).
-    public static func backward(
-        dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-        dout: UnsafePointer<Float>,
-        probs: UnsafePointer<Float>,
-        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        shape: Shape, scale: Float, accumulate: Bool = true
-    ) {
-        backward(dq: dq, dk: dk, dv: dv, dout: dout, probs: probs, q: q, k: k, v: v,
-                 segments: [shape.tokens], shape: shape, scale: scale, accumulate: accumulate)
-    }
-
-    /// `backward` of the packed `forward(…segments:…)`.
-    public static func backward(
-        dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-        dout: UnsafePointer<Float>,
-        probs: UnsafePointer<Float>,
-        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        segments lengths: [Int], shape: Shape, scale: Float, accumulate: Bool = true
-    ) {
-        precondition(lengths.reduce(0, +) == shape.tokens, "Attention: segments \(lengths) do not add up to \(shape.tokens) tokens")
-        OpProfile.measure("attention.backward") {
-            let d = shape.headDim, kw = shape.kvWidth, gs = shape.groupSize, size = shape.tokens * shape.qWidth
-            let segments = layout(lengths, heads: shape.heads)
-            // dscores, laid out as probs; reused across calls (the caller's layers run one at a time).
-            let scratch = scoreScratch.take(count: probsCount(heads: shape.heads, segments: lengths))
-            defer { scoreScratch.give(scratch) }
-            let ds = scratch.pointer
-            // Stacked q, dout and dq (`[kvHeads, T, G, D]` each) when groups have several heads.
-            let stack = gs > 1 ? stackScratch.take(count: 3 * size) : nil
-            defer { if let stack { stackScratch.give(stack) } }
-            let qPacked = stack?.pointer, doutPacked = stack.map { $0.pointer + size }, dqPacked = stack.map { $0.pointer + 2 * size }
-            let betaFirst: Float = accumulate ? 1 : 0
-            // 1. Per query block of a group: dprobs = dout_stacked · v_gᵀ, dscores = p ⊙ (dprobs −
-            //    Σ dprobs·p) (0 on the masked part of the scored block), dq_stacked (+)= scale ·
-            //    dscores · k_g. Packs the block's q and dout rows for step 2.
-            run(queryBlocks(segments, shape)) { item in
-                let segment = segments[item.segment], t = segment.length, g = item.group
-                let r0 = item.r0, r1 = item.r1, keys = shape.causal ? r1 : t, rows = (r1 - r0) * gs
-                let first = segment.start + r0, tokens = first..<(segment.start + r1)
-                let offset = segment.probsOffset + (g * t + r0) * gs * t
-                let p = probs + offset, dsb = ds + offset
-                if let qPacked, let doutPacked {
-                    pack(q, into: qPacked, group: g, rows: tokens, shape: shape)
-                    pack(dout, into: doutPacked, group: g, rows: tokens, shape: shape)
-                }
-                let dos = stacked(UnsafeMutablePointer(mutating: dout), packed: doutPacked, group: g, row: first, shape: shape)
-                BLAS.gemm(.none, .transpose, m: rows, n: keys, k: d,
-                          a: dos.base, lda: dos.ld, b: v + segment.start * kw + g * d, ldb: kw, c: dsb, ldc: t)
-                OpProfile.measure("attention.softmax.backward") {
-                    for row in 0..<rows {
-                        let valid = shape.causal ? r0 + row / gs + 1 : t
-                        softmaxBackwardRow(dsb + row * t, probs: p + row * t, count: valid)
-                        if valid < keys { (dsb + row * t + valid).update(repeating: 0, count: keys - valid) }
-                    }
-                }
-                let dqs = stacked(dq, packed: dqPacked, group: g, row: first, shape: shape)
-                BLAS.gemm(.none, .none, m: rows, n: d, k: keys, alpha: scale,
-                          a: dsb, lda: t, b: k + segment.start * kw + g * d, ldb: kw,
-                          beta: dqPacked == nil ? betaFirst : 0, c: dqs.base, ldc: dqs.ld)
-                if let dqPacked { unpack(dqPacked, into: dq, group: g, rows: tokens, shape: shape, accumulate: accumulate) }
-            }
-            // 2. Per key block c0..<c1 of kv group g, over the stacked query rows (every head of
-            //    the group) that see it: dv_g[c] (+)= p_stackedᵀ · dout_stacked,
-            //    dk_g[c] (+)= scale · dscores_stackedᵀ · q_stacked — one product each, K = G·rows.
-            run(keyBlocks(segments, shape)) { item in
-                let segment = segments[item.segment], t = segment.length, g = item.group
-                let c0 = item.r0, c1 = item.r1, first = shape.causal ? c0 : 0, rows = (t - first) * gs
-                let offset = segment.probsOffset + (g * t + first) * gs * t + c0
-                let dos = stacked(UnsafeMutablePointer(mutating: dout), packed: doutPacked, group: g, row: segment.start + first, shape: shape)
-                let qs = stacked(UnsafeMutablePointer(mutating: q), packed: qPacked, group: g, row: segment.start + first, shape: shape)
-                let dvg = dv + (segment.start + c0) * kw + g * d, dkg = dk + (segment.start + c0) * kw + g * d
-                BLAS.gemm(.transpose, .none, m: c1 - c0, n: d, k: rows, a: probs + offset, lda: t,
-                          b: dos.base, ldb: dos.ld, beta: betaFirst, c: dvg, ldc: kw)
-                BLAS.gemm(.transpose, .none, m: c1 - c0, n: d, k: rows, alpha: scale, a: ds + offset, lda: t,
-                          b: qs.base, ldb: qs.ld, beta: betaFirst, c: dkg, ldc: kw)
-            }
-        }
-    }
-
     /// In place on dprobs `[count]`: p ⊙ (dprobs − Σ dprobs·p), 16 lanes at a time.
     @inline(__always)
     static func softmaxBackwardRow(_ dr: UnsafeMutablePointer<Float>, probs pr: UnsafePointer<Float>, count: Int) {
@@ -371,8 +287,8 @@ final class ScratchCache: @unchecked Sendable {
 }
 
 extension Attention {
-    /// The backward's dscores (laid out as probs).
-    static let scoreScratch = ScratchCache()
+    /// The backward's per-block partial dk and dv.
+    static let partialScratch = ScratchCache()
     /// Stacked (packed) q / dout / out / dq rows of groups with several heads.
     static let stackScratch = ScratchCache()
 }

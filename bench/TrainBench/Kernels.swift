@@ -94,6 +94,19 @@ func kernelBench(_ bench: BenchConfig, repetitions: Int, profile: Bool) -> [Stri
             return entry
         }
     }
+    if profile {
+        // dv of one key block over 3 × 512 stacked query rows, two ways (single-threaded, as
+        // attention's items run them): dv = Pᵀ·dout [128, 64], or dvᵀ = doutᵀ·P [64, 128].
+        let kRows = 1536, p = filled(kRows * t, 12), d = filled(kRows * c.headDim, 13), o = FloatBuffer(count: 128 * 128)
+        for (label, m, n, a, lda, b, ldb) in [("dv = Pᵀ·dout (TN 128×64)", 128, c.headDim, p, t, d, c.headDim),
+                                              ("dvᵀ = doutᵀ·P (TN 64×128)", c.headDim, 128, d, c.headDim, p, t)] {
+            time("probe \(label) K=\(kRows)", flops: 2 * Double(m * n * kRows)) {
+                BLASRuntime.withSingleThreadedBLAS {
+                    BLAS.gemm(.transpose, .none, m: m, n: n, k: kRows, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, c: o.pointer, ldc: n)
+                }
+            }
+        }
+    }
     time("rmsnorm.forward") {
         RMSNorm.forward(out: normOut.pointer, rstd: rstd.pointer, input: x.pointer, weight: weight.pointer, rows: rows, dim: hidden, eps: 1e-5)
     }
