@@ -3,26 +3,34 @@ import Foundation
 /// Scaled dot-product attention with grouped-query heads.
 ///
 /// Layouts (row-major): q `[T, heads·D]`, k and v `[T, kvHeads·D]`, out `[T, heads·D]`;
-/// query head h reads key/value head h / (heads / kvHeads), as transformers' `repeat_kv`.
-/// probs `[heads, T, T]` holds softmax(scale·q·kᵀ + mask) — kept because backward needs it.
-/// Several independent sequences may be packed row-wise (`segments`): each is its own attention
-/// block with its own `[heads, n, n]` probs, one after another.
+/// query head h reads key/value head g = h / G (G = heads / kvHeads, the group size), as
+/// transformers' `repeat_kv`. probs holds softmax(scale·q·kᵀ + mask), kept because backward needs
+/// it, as `[kvHeads, T, G, T]`: the G query heads of a kv group stacked row-interleaved (row
+/// i·G + j is head g·G + j's query row i; `Shape.probsIndex`), so one group's block of query rows
+/// is one contiguous `[rows·G, T]` matrix. For plain multi-head attention (G = 1) that is
+/// `[heads, T, T]`. Several independent sequences may be packed row-wise (`segments`): each is its
+/// own attention block with its own probs, one after another.
 ///
-/// The work is cut into items — a query block of one head (forward, and backward's dq), or a key
-/// block of one kv group (backward's dk and dv) — that our own workers claim one at a time, each
-/// item's products as single-threaded sgemms (`BLASRuntime.withSingleThreadedBLAS`): one fork/join
-/// per pass over every head of every packed sequence, both cores busy to the end however the
-/// heads divide (9 heads on 2 cores), and no thread hand-off per small product. Measured why: per-
-/// head products of 128–512 × 64 split over OpenBLAS's two threads cost a hand-off each, which on a
-/// loaded machine took longer than the arithmetic (bench/train_bench.sh PROFILE=1). Every output
+/// Stacked heads: every product of a group runs once on its G heads' rows stacked against the
+/// shared k/v — M = G·128 rows instead of G products of 128 (SmolLM2: 9 heads over 3 kv heads,
+/// 384-row sgemms), and dk/dv of a kv head sum the whole group in one product with K = G·rows.
+/// q's heads are adjacent column blocks of each row, so the stacked `[T·G, D]` q (and dout, and
+/// the stacked out/dq results) are packed copies in a per-call scratch — O(T·heads·D), against the
+/// O(T²·heads·D) products. Measured why: single-threaded per-head sgemms of 128 × 64 ran at
+/// 24–40 GFLOP/s, a third of a core's sgemm rate (bench/train_bench.results.md).
+///
+/// The work is cut into items — a query block of one kv group — that our own workers claim one at a time,
+/// each item's products as single-threaded sgemms (`BLASRuntime.withSingleThreadedBLAS`): one
+/// fork/join per pass over every group of every packed sequence, both cores busy to the end, and
+/// no thread hand-off per small product (per-head products split over OpenBLAS's two threads cost
+/// a hand-off each, which on a loaded machine took longer than the arithmetic). Every output
 /// element is written by exactly one item, so no private copies or reductions are needed and the
 /// result does not depend on which worker ran what.
 ///
 /// Causal attention runs in query blocks of `causalBlockRows`: block [r0, r1) only scores keys
 /// 0..<r1, skipping most of the masked upper triangle. A block's scores are softmaxed and
-/// multiplied by v right after they are formed, while they are still in cache. Backward forms
-/// dk and dv per key block c: Σ over the query rows that see it (r ≥ c0) in one product per head,
-/// instead of one accumulation per query block.
+/// multiplied by v right after they are formed, while they are still in cache. Backward
+/// (AttentionBackward.swift) consumes each block's probs and dscores while they are in cache too.
 public enum Attention {
     public struct Shape: Sendable {
         public var tokens: Int
@@ -44,13 +52,20 @@ public enum Attention {
         var qWidth: Int { heads * headDim }
         var kvWidth: Int { kvHeads * headDim }
         var groupSize: Int { heads / kvHeads }
-        func kvHead(of head: Int) -> Int { head / (heads / kvHeads) }
         public var probsCount: Int { heads * tokens * tokens }
+
+        /// Index of probs entry (query head `head`, query row `row`, key `key`) of a sequence of
+        /// `length` tokens, from that sequence's probs start: `[kvHeads, length, G, length]`.
+        public func probsIndex(head: Int, row: Int, key: Int, length: Int) -> Int {
+            let g = head / groupSize, j = head % groupSize
+            return ((g * length + row) * groupSize + j) * length + key
+        }
     }
 
     /// Query rows per block ((n+1)/2n of the full causal products for n blocks); key blocks of
-    /// the backward use the same boundaries.
-    public static let causalBlockRows = 128
+    /// the backward use the same boundaries. A variable only so `TrainBench --attention-block`
+    /// can measure other sizes; set it before any attention runs, never concurrently.
+    nonisolated(unsafe) public static var causalBlockRows = 128
 
     /// Floats of probs for packed sequences of `segments` lengths.
     public static func probsCount(heads: Int, segments: [Int]) -> Int { heads * segments.reduce(0) { $0 + $1 * $1 } }
@@ -72,26 +87,27 @@ public enum Attention {
         return result
     }
 
-    /// A work item: rows r0..<r1 of one head's (or one kv group's key rows, in backward) block.
+    /// A work item: query rows (or, in backward, key rows) r0..<r1 of one kv group of one segment.
     struct Item {
         var segment: Int
-        var head: Int
+        var group: Int
         var r0: Int
         var r1: Int
         var cost: Int
     }
 
-    /// Query blocks of every (segment, head): rows r0..<r1 attend to keys 0..<keys(r1). Costliest
-    /// first, so the cheap ones balance the workers at the end (ties in a fixed order).
+    /// Query blocks of every (segment, kv group): rows r0..<r1 of the group's heads attend to keys
+    /// 0..<keys(r1). Costliest first, so the cheap ones balance the workers at the end (ties in a
+    /// fixed order).
     static func queryBlocks(_ segments: [Segment], _ shape: Shape) -> [Item] {
         var items: [Item] = []
         for (s, segment) in segments.enumerated() {
             let t = segment.length
-            for h in 0..<shape.heads {
+            for g in 0..<shape.kvHeads {
                 var r0 = 0
                 while r0 < t {
                     let r1 = min(t, r0 + causalBlockRows)
-                    items.append(Item(segment: s, head: h, r0: r0, r1: r1, cost: (r1 - r0) * (shape.causal ? r1 : t)))
+                    items.append(Item(segment: s, group: g, r0: r0, r1: r1, cost: (r1 - r0) * (shape.causal ? r1 : t)))
                     r0 = r1
                 }
             }
@@ -99,8 +115,7 @@ public enum Attention {
         return sortedByCost(items)
     }
 
-    /// Key blocks c0..<c1 of every (segment, kv group) (`head` = the kv head). Causal: only query
-    /// rows c0..<T see these keys.
+    /// Key blocks c0..<c1 of every (segment, kv group). Causal: only query rows c0..<T see these keys.
     static func keyBlocks(_ segments: [Segment], _ shape: Shape) -> [Item] {
         var items: [Item] = []
         for (s, segment) in segments.enumerated() {
@@ -109,7 +124,7 @@ public enum Attention {
                 var c0 = 0
                 while c0 < t {
                     let c1 = min(t, c0 + causalBlockRows)
-                    items.append(Item(segment: s, head: g, r0: c0, r1: c1, cost: (c1 - c0) * (shape.causal ? t - c0 : t)))
+                    items.append(Item(segment: s, group: g, r0: c0, r1: c1, cost: (c1 - c0) * (shape.causal ? t - c0 : t)))
                     c0 = c1
                 }
             }
@@ -130,6 +145,48 @@ public enum Attention {
         }
     }
 
+    /// Rows r0..<r1 of one group's stacked operand: in place in the `[T, heads·D]` tensor when the
+    /// group is one head (row stride heads·D), else in the packed `[kvHeads, T, G, D]` scratch
+    /// (row i·G + j at stride D, as probs' rows). `base` is the stacked row r0.
+    struct StackedRows {
+        var base: UnsafeMutablePointer<Float>
+        var ld: Int
+    }
+
+    /// The stacked view of group g's rows from token `row` of a `[T, heads·D]` tensor: in `tensor`
+    /// itself for G = 1, else in `packed` (`[kvHeads, T, G, D]`).
+    @inline(__always)
+    static func stacked(_ tensor: UnsafeMutablePointer<Float>, packed: UnsafeMutablePointer<Float>?, group g: Int, row: Int, shape: Shape) -> StackedRows {
+        let d = shape.headDim
+        guard let packed else { return StackedRows(base: tensor + row * shape.qWidth + g * d, ld: shape.qWidth) }
+        let width = shape.groupSize * d
+        return StackedRows(base: packed + g * shape.tokens * width + row * width, ld: d)
+    }
+
+    /// Copies group g's G·D columns of tokens `rows` of `tensor` `[T, heads·D]` into `packed`
+    /// (`[kvHeads, T, G, D]`: one contiguous G·D run per token either side).
+    @inline(__always)
+    static func pack(_ tensor: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>, group g: Int, rows: Range<Int>, shape: Shape) {
+        let qw = shape.qWidth, width = shape.groupSize * shape.headDim
+        let source = tensor + g * width, target = packed + g * shape.tokens * width
+        for i in rows { (target + i * width).update(from: source + i * qw, count: width) }
+    }
+
+    /// The inverse of `pack`, written over `tensor` or added onto it.
+    @inline(__always)
+    static func unpack(_ packed: UnsafePointer<Float>, into tensor: UnsafeMutablePointer<Float>, group g: Int, rows: Range<Int>, shape: Shape, accumulate: Bool) {
+        let qw = shape.qWidth, width = shape.groupSize * shape.headDim
+        let source = packed + g * shape.tokens * width, target = tensor + g * width
+        for i in rows {
+            let from = source + i * width, to = target + i * qw
+            if accumulate {
+                for x in 0..<width { to[x] += from[x] }
+            } else {
+                to.update(from: from, count: width)
+            }
+        }
+    }
+
     public static func forward(
         out: UnsafeMutablePointer<Float>,
         probs: UnsafeMutablePointer<Float>,
@@ -140,7 +197,7 @@ public enum Attention {
     }
 
     /// `forward` over sequences packed row-wise: `segments` are their lengths (sum = `shape.tokens`),
-    /// probs holds each one's `[heads, n, n]` in order (`probsCount(heads:segments:)` floats).
+    /// probs holds each one's `[kvHeads, n, G, n]` in order (`probsCount(heads:segments:)` floats).
     public static func forward(
         out: UnsafeMutablePointer<Float>,
         probs: UnsafeMutablePointer<Float>,
@@ -149,95 +206,35 @@ public enum Attention {
     ) {
         precondition(lengths.reduce(0, +) == shape.tokens, "Attention: segments \(lengths) do not add up to \(shape.tokens) tokens")
         OpProfile.measure("attention.forward") {
-            let d = shape.headDim, qw = shape.qWidth, kw = shape.kvWidth
+            let d = shape.headDim, kw = shape.kvWidth, gs = shape.groupSize
             let segments = layout(lengths, heads: shape.heads)
+            // Stacked q rows, then (same rows, once their scores are formed) the stacked out rows.
+            let scratch = gs > 1 ? stackScratch.take(count: shape.tokens * shape.qWidth) : nil
+            defer { if let scratch { stackScratch.give(scratch) } }
+            let packed = scratch?.pointer
             run(queryBlocks(segments, shape)) { item in
-                let segment = segments[item.segment], t = segment.length, h = item.head, g = shape.kvHead(of: h)
-                let r0 = item.r0, r1 = item.r1, keys = shape.causal ? r1 : t
-                let p = probs + segment.probsOffset + h * t * t
-                let qs = q + segment.start * qw + h * d, ks = k + segment.start * kw + g * d, vs = v + segment.start * kw + g * d
-                // scores [r0..<r1, 0..<keys] = scale · q_h · k_gᵀ
-                BLAS.gemm(.none, .transpose, m: r1 - r0, n: keys, k: d, alpha: scale,
-                          a: qs + r0 * qw, lda: qw, b: ks, ldb: kw, c: p + r0 * t, ldc: t)
-                for i in r0..<r1 {
-                    let row = p + i * t
-                    let valid = shape.causal ? i + 1 : t
-                    Softmax.softmaxRow(out: row, input: row, count: valid)
-                    if valid < t { (row + valid).update(repeating: 0, count: t - valid) }
+                let segment = segments[item.segment], t = segment.length, g = item.group
+                let r0 = item.r0, r1 = item.r1, keys = shape.causal ? r1 : t, rows = (r1 - r0) * gs
+                let first = segment.start + r0, tokens = first..<(segment.start + r1)
+                // The group's stacked probs rows r0·G..<r1·G, [rows, t].
+                let p = probs + segment.probsOffset + (g * t + r0) * gs * t
+                let ks = k + segment.start * kw + g * d, vs = v + segment.start * kw + g * d
+                if let packed { pack(q, into: packed, group: g, rows: tokens, shape: shape) }
+                let qs = stacked(UnsafeMutablePointer(mutating: q), packed: packed, group: g, row: first, shape: shape)
+                // scores [rows, 0..<keys] = scale · q_stacked · k_gᵀ
+                BLAS.gemm(.none, .transpose, m: rows, n: keys, k: d, alpha: scale,
+                          a: qs.base, lda: qs.ld, b: ks, ldb: kw, c: p, ldc: t)
+                OpProfile.measure("attention.softmax") {
+                    for row in 0..<rows {
+                        let pr = p + row * t
+                        let valid = shape.causal ? r0 + row / gs + 1 : t
+                        AttentionSoftmax.forwardRow(pr, valid: valid, count: t)
+                    }
                 }
-                // out_h[r0..<r1] = probs · v_g (no weight past key r1 in a causal block)
-                BLAS.gemm(.none, .none, m: r1 - r0, n: d, k: keys,
-                          a: p + r0 * t, lda: t, b: vs, ldb: kw, c: out + (segment.start + r0) * qw + h * d, ldc: qw)
-            }
-        }
-    }
-
-    /// dq `[T, heads·D]`, dk and dv `[T, kvHeads·D]` from dout `[T, heads·D]`: accumulated onto
-    /// the buffers (`accumulate`, the ops' convention) or written over them (`accumulate: false`,
-    /// which saves the caller a zeroing pass).
-    public static func backward(
-        dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-        dout: UnsafePointer<Float>,
-        probs: UnsafePointer<Float>,
-        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        shape: Shape, scale: Float, accumulate: Bool = true
-    ) {
-        backward(dq: dq, dk: dk, dv: dv, dout: dout, probs: probs, q: q, k: k, v: v,
-                 segments: [shape.tokens], shape: shape, scale: scale, accumulate: accumulate)
-    }
-
-    /// `backward` of the packed `forward(…segments:…)`.
-    public static func backward(
-        dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-        dout: UnsafePointer<Float>,
-        probs: UnsafePointer<Float>,
-        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        segments lengths: [Int], shape: Shape, scale: Float, accumulate: Bool = true
-    ) {
-        precondition(lengths.reduce(0, +) == shape.tokens, "Attention: segments \(lengths) do not add up to \(shape.tokens) tokens")
-        OpProfile.measure("attention.backward") {
-            let d = shape.headDim, qw = shape.qWidth, kw = shape.kvWidth
-            let segments = layout(lengths, heads: shape.heads)
-            // dscores, laid out as probs; reused across calls (the caller's layers run one at a time).
-            let scratch = ScoreScratch.take(count: probsCount(heads: shape.heads, segments: lengths))
-            defer { ScoreScratch.give(scratch) }
-            let ds = scratch.pointer
-            let betaFirst: Float = accumulate ? 1 : 0
-            // 1. Per query block: dprobs = dout_h · v_gᵀ, dscores = p ⊙ (dprobs − Σ dprobs·p) (0 on
-            //    the masked part of the scored block), dq_h[r0..<r1] (+)= scale · dscores · k_g.
-            run(queryBlocks(segments, shape)) { item in
-                let segment = segments[item.segment], t = segment.length, h = item.head, g = shape.kvHead(of: h)
-                let r0 = item.r0, r1 = item.r1, keys = shape.causal ? r1 : t
-                let offset = segment.probsOffset + h * t * t
-                let p = probs + offset, dsh = ds + offset
-                BLAS.gemm(.none, .transpose, m: r1 - r0, n: keys, k: d,
-                          a: dout + (segment.start + r0) * qw + h * d, lda: qw, b: v + segment.start * kw + g * d, ldb: kw,
-                          c: dsh + r0 * t, ldc: t)
-                for i in r0..<r1 {
-                    let valid = shape.causal ? i + 1 : t
-                    softmaxBackwardRow(dsh + i * t, probs: p + i * t, count: valid)
-                    if valid < keys { (dsh + i * t + valid).update(repeating: 0, count: keys - valid) }
-                }
-                BLAS.gemm(.none, .none, m: r1 - r0, n: d, k: keys, alpha: scale,
-                          a: dsh + r0 * t, lda: t, b: k + segment.start * kw + g * d, ldb: kw,
-                          beta: betaFirst, c: dq + (segment.start + r0) * qw + h * d, ldc: qw)
-            }
-            // 2. Per key block c0..<c1 of kv group g, over the query rows that see it and every head
-            //    of the group: dv_g[c] (+)= Σ_h p_hᵀ · dout_h, dk_g[c] (+)= scale · Σ_h dscores_hᵀ · q_h.
-            run(keyBlocks(segments, shape)) { item in
-                let segment = segments[item.segment], t = segment.length, g = item.head
-                let c0 = item.r0, c1 = item.r1, first = shape.causal ? c0 : 0
-                let dvg = dv + (segment.start + c0) * kw + g * d, dkg = dk + (segment.start + c0) * kw + g * d
-                for j in 0..<shape.groupSize {
-                    let h = g * shape.groupSize + j
-                    let offset = segment.probsOffset + h * t * t + first * t + c0
-                    let rows = (segment.start + first) * qw + h * d
-                    let beta: Float = j == 0 ? betaFirst : 1
-                    BLAS.gemm(.transpose, .none, m: c1 - c0, n: d, k: t - first, a: probs + offset, lda: t,
-                              b: dout + rows, ldb: qw, beta: beta, c: dvg, ldc: kw)
-                    BLAS.gemm(.transpose, .none, m: c1 - c0, n: d, k: t - first, alpha: scale, a: ds + offset, lda: t,
-                              b: q + rows, ldb: qw, beta: beta, c: dkg, ldc: kw)
-                }
+                // out_stacked = probs · v_g (no weight past key r1 in a causal block)
+                let os = stacked(out, packed: packed, group: g, row: first, shape: shape)
+                BLAS.gemm(.none, .none, m: rows, n: d, k: keys, a: p, lda: t, b: vs, ldb: kw, c: os.base, ldc: os.ld)
+                if let packed { unpack(packed, into: out, group: g, rows: tokens, shape: shape, accumulate: false) }
             }
         }
     }
@@ -265,14 +262,14 @@ public enum Attention {
     }
 }
 
-/// The backward's dscores buffer, kept between calls: a training step runs attention backward
-/// once per layer with the same size, and a fresh multi-MB buffer each time costs page faults and
-/// a zero fill. One buffer is cached; a concurrent caller gets its own.
-enum ScoreScratch {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var cached: FloatBuffer?
+/// A scratch buffer kept between calls: a training step runs attention once per layer with the
+/// same sizes, and a fresh multi-MB buffer each time costs page faults and a zero fill. One buffer
+/// is cached; a concurrent caller gets its own. Contents on `take` are whatever was left.
+final class ScratchCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cached: FloatBuffer?
 
-    static func take(count: Int) -> FloatBuffer {
+    func take(count: Int) -> FloatBuffer {
         lock.lock()
         defer { lock.unlock() }
         if let buffer = cached, buffer.count >= count {
@@ -282,9 +279,16 @@ enum ScoreScratch {
         return FloatBuffer(count: count)
     }
 
-    static func give(_ buffer: FloatBuffer) {
+    func give(_ buffer: FloatBuffer) {
         lock.lock()
         defer { lock.unlock() }
         if (cached?.count ?? 0) < buffer.count { cached = buffer }
     }
+}
+
+extension Attention {
+    /// The backward's per-block partial dk and dv.
+    static let partialScratch = ScratchCache()
+    /// Stacked (packed) q / dout / out / dq rows of groups with several heads.
+    static let stackScratch = ScratchCache()
 }

@@ -79,13 +79,15 @@ final class KVCacheTests: XCTestCase {
         // Layer 1's input is layer 0's output, kept separately from layer 0's input.
         XCTAssertFalse(activations.layers[0].input === activations.layers[1].input)
         XCTAssertNotEqual(activations.layers[0].input.toArray(), activations.layers[1].input.toArray())
-        // Attention probabilities are causal rows summing to 1.
-        let t = ids.count
+        // Attention probabilities are causal rows summing to 1 (every head's).
+        let t = ids.count, shape = model.attentionShape(t)
         let probs = activations.layers[1].probs.toArray()
-        for row in 0..<t {
-            let values = probs[(row * t)..<((row + 1) * t)]
-            XCTAssertEqual(values.reduce(0, +), 1, accuracy: 1e-5)
-            XCTAssertTrue(values.dropFirst(row + 1).allSatisfy { $0 == 0 })
+        for head in 0..<shape.heads {
+            for row in 0..<t {
+                let values = (0..<t).map { probs[shape.probsIndex(head: head, row: row, key: $0, length: t)] }
+                XCTAssertEqual(values.reduce(0, +), 1, accuracy: 1e-5)
+                XCTAssertTrue(values.dropFirst(row + 1).allSatisfy { $0 == 0 })
+            }
         }
     }
 }

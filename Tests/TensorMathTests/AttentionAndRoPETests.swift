@@ -124,7 +124,7 @@ final class AttentionAndRoPETests: XCTestCase {
             // probs rows are distributions over the visible keys, zero beyond them.
             for h in 0..<heads {
                 for i in 0..<t {
-                    let row = (0..<t).map { probs.pointer[h * t * t + i * t + $0] }
+                    let row = (0..<t).map { probs.pointer[shape.probsIndex(head: h, row: i, key: $0, length: t)] }
                     XCTAssertEqual(Double(row.reduce(0, +)), 1, accuracy: 1e-5)
                     if causal { XCTAssertTrue(row[(i + 1)...].allSatisfy { $0 == 0 }, "\(what): masked row \(i)") }
                 }
@@ -139,6 +139,37 @@ final class AttentionAndRoPETests: XCTestCase {
                         rtol: tol.rtol, atol: tol.atol, "\(what) dk", subtracting: gradientSeed)
             assertClose(dv.toArray(), numericGradient(of: v, upstream: g) { Self.attentionReference(q: q, k: k, v: $0, shape: shape, scale: scale) },
                         rtol: tol.rtol, atol: tol.atol, "\(what) dv", subtracting: gradientSeed)
+        }
+    }
+
+    /// Attention's 8-lane exponent equals `VectorExp.exp` bit for bit on x ≤ 0 (so probabilities
+    /// are the Float they were), and its softmax row is a distribution over the first `valid`
+    /// entries with zeros after, for every tail length, read as a whole block or not.
+    func testAttentionSoftmaxRowMatchesVectorExpAndMasksTheTail() {
+        var rng = SeededRandom(seed: 24)
+        var inputs: [Float] = [0, -0.0, -1e-30, -87.33, -87.3365478515625, -87.34, -88, -200, -.infinity]
+        for _ in 0..<4000 { inputs.append(Float(TestData.random(1, &rng)[0] - 1) * 60) }
+        while inputs.count % 16 != 0 { inputs.append(-3) }
+        for start in stride(from: 0, to: inputs.count, by: 16) {
+            let x16 = VectorExp.Vector((0..<16).map { inputs[start + $0] })
+            let wide = VectorExp.exp(x16)
+            for half in 0..<2 {
+                let narrow = AttentionSoftmax.expNonPositive(AttentionSoftmax.Vector((0..<8).map { x16[half * 8 + $0] }))
+                for j in 0..<8 { XCTAssertEqual(narrow[j].bitPattern, wide[half * 8 + j].bitPattern, "exp(\(x16[half * 8 + j]))") }
+            }
+        }
+        for count in [1, 7, 8, 9, 23, 64, 65, 130] {
+            for valid in Set([1, 2, max(1, count / 2), max(1, count - 8), max(1, count - 7), max(1, count - 1), count]) where valid <= count {
+                let x = TestData.random(count, &rng).map { $0 * 6 }
+                let row = TestData.filled(count, .nan)
+                for i in 0..<valid { row.pointer[i] = Float(x[i]) }
+                AttentionSoftmax.forwardRow(row.pointer, valid: valid, count: count)
+                let top = x[..<valid].max()!, total = x[..<valid].reduce(0.0) { $0 + exp($1 - top) }
+                for i in 0..<count {
+                    let expected = i < valid ? exp(x[i] - top) / total : 0
+                    XCTAssertEqual(Double(row.pointer[i]), expected, accuracy: 1e-6, "count \(count) valid \(valid) entry \(i)")
+                }
+            }
         }
     }
 

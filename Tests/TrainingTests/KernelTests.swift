@@ -20,98 +20,127 @@ final class KernelTests: XCTestCase {
         XCTAssertLessThanOrEqual(worst, tolerance * max(scale, 1e-30), "\(what): max |Δ| \(worst) (max |ref| \(scale))", file: file, line: line)
     }
 
-    /// T = 300 spans three causal query blocks (128 rows each, the last short); 4 heads over 2 kv heads.
+    /// Float64 attention of one sequence (`shape.tokens` rows from the given pointers): out, probs
+    /// (at `shape.probsIndex`), and d(Σ out·dout) w.r.t. q, k, v added onto dq0, dk0, dv0.
+    struct AttentionReference { var out, probs, dq, dk, dv: [Double] }
+
+    func attentionReference(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, dout: UnsafePointer<Float>,
+                            shape: Attention.Shape, scale: Float, dq0: [Double]? = nil, dk0: [Double]? = nil, dv0: [Double]? = nil) -> AttentionReference {
+        let t = shape.tokens, heads = shape.heads, kvHeads = shape.kvHeads, d = shape.headDim, qw = heads * d, kw = kvHeads * d
+        var r = AttentionReference(out: [Double](repeating: 0, count: t * qw), probs: [Double](repeating: 0, count: heads * t * t),
+                                   dq: dq0 ?? [Double](repeating: 0, count: t * qw), dk: dk0 ?? [Double](repeating: 0, count: t * kw),
+                                   dv: dv0 ?? [Double](repeating: 0, count: t * kw))
+        for h in 0..<heads {
+            let g = h / (heads / kvHeads)
+            for i in 0..<t {
+                let keys = shape.causal ? i + 1 : t
+                var s = [Double](repeating: 0, count: keys)
+                for j in 0..<keys {
+                    for x in 0..<d { s[j] += Double(q[i * qw + h * d + x]) * Double(k[j * kw + g * d + x]) }
+                    s[j] *= Double(scale)
+                }
+                let m = s.max()!, e = s.map { Foundation.exp($0 - m) }, sum = e.reduce(0, +)
+                let p = e.map { $0 / sum }
+                for j in 0..<keys { r.probs[shape.probsIndex(head: h, row: i, key: j, length: t)] = p[j] }
+                for x in 0..<d {
+                    var acc = 0.0
+                    for j in 0..<keys { acc += p[j] * Double(v[j * kw + g * d + x]) }
+                    r.out[i * qw + h * d + x] = acc
+                }
+                // backward of row i
+                var dp = [Double](repeating: 0, count: keys)
+                for j in 0..<keys {
+                    for x in 0..<d {
+                        let dy = Double(dout[i * qw + h * d + x])
+                        dp[j] += dy * Double(v[j * kw + g * d + x])
+                        r.dv[j * kw + g * d + x] += p[j] * dy
+                    }
+                }
+                let dot = (0..<keys).reduce(0.0) { $0 + dp[$1] * p[$1] }
+                for j in 0..<keys {
+                    let ds = p[j] * (dp[j] - dot) * Double(scale)
+                    for x in 0..<d {
+                        r.dq[i * qw + h * d + x] += ds * Double(k[j * kw + g * d + x])
+                        r.dk[j * kw + g * d + x] += ds * Double(q[i * qw + h * d + x])
+                    }
+                }
+            }
+        }
+        return r
+    }
+
+    /// Several causal query blocks (128 rows each: T = 300 → 3 blocks, the last short; 257 → a
+    /// 1-row last block; 256 → exact), plain and grouped heads (groups of 1, 2 and 3 query heads
+    /// stacked over one kv head), against Float64; backward accumulates onto nonzero gradients.
     func testBlockCausalAttentionMatchesNaiveForwardAndBackward() {
-        for causal in [true, false] {
-            let t = causal ? 300 : 70, heads = 4, kvHeads = 2, d = 8
-            let shape = Attention.Shape(tokens: t, heads: heads, kvHeads: kvHeads, headDim: d, causal: causal)
-            let qw = heads * d, kw = kvHeads * d, scale: Float = 0.7
+        let cases: [(causal: Bool, t: Int, heads: Int, kvHeads: Int, d: Int)] = [
+            (true, 300, 4, 2, 8), (false, 70, 4, 2, 8), (true, 300, 6, 2, 8), (true, 257, 4, 2, 16),
+            (true, 256, 3, 1, 8), (true, 130, 3, 3, 8), (false, 150, 6, 2, 8),
+        ]
+        for c in cases {
+            let shape = Attention.Shape(tokens: c.t, heads: c.heads, kvHeads: c.kvHeads, headDim: c.d, causal: c.causal)
+            let t = c.t, qw = c.heads * c.d, kw = c.kvHeads * c.d, scale: Float = 0.7
+            let what = "causal \(c.causal) T=\(t) heads \(c.heads)/\(c.kvHeads) D=\(c.d)"
             let q = buffer(t * qw), k = buffer(t * kw), v = buffer(t * kw), dout = buffer(t * qw)
-            let out = FloatBuffer(count: t * qw), probs = FloatBuffer(count: heads * t * t)
+            let out = FloatBuffer(count: t * qw), probs = FloatBuffer(count: shape.probsCount)
             probs.fill(.nan)  // every entry must be written (masked ones as 0)
             Attention.forward(out: out.pointer, probs: probs.pointer, q: q.pointer, k: k.pointer, v: v.pointer, shape: shape, scale: scale)
             let dq = buffer(t * qw), dk = buffer(t * kw), dv = buffer(t * kw)  // backward accumulates onto these
             let dq0 = dq.toArray().map(Double.init), dk0 = dk.toArray().map(Double.init), dv0 = dv.toArray().map(Double.init)
             Attention.backward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dout: dout.pointer, probs: probs.pointer,
                                q: q.pointer, k: k.pointer, v: v.pointer, shape: shape, scale: scale)
-
-            var refOut = [Double](repeating: 0, count: t * qw), refProbs = [Double](repeating: 0, count: heads * t * t)
-            var refDq = dq0, refDk = dk0, refDv = dv0
-            for h in 0..<heads {
-                let g = h / (heads / kvHeads)
-                for i in 0..<t {
-                    let keys = causal ? i + 1 : t
-                    var s = [Double](repeating: 0, count: keys)
-                    for j in 0..<keys {
-                        for x in 0..<d { s[j] += Double(q.pointer[i * qw + h * d + x]) * Double(k.pointer[j * kw + g * d + x]) }
-                        s[j] *= Double(scale)
-                    }
-                    let m = s.max()!, e = s.map { Foundation.exp($0 - m) }, sum = e.reduce(0, +)
-                    let p = e.map { $0 / sum }
-                    for j in 0..<keys { refProbs[h * t * t + i * t + j] = p[j] }
-                    for x in 0..<d {
-                        var acc = 0.0
-                        for j in 0..<keys { acc += p[j] * Double(v.pointer[j * kw + g * d + x]) }
-                        refOut[i * qw + h * d + x] = acc
-                    }
-                    // backward of row i
-                    var dp = [Double](repeating: 0, count: keys)
-                    for j in 0..<keys {
-                        for x in 0..<d {
-                            let dy = Double(dout.pointer[i * qw + h * d + x])
-                            dp[j] += dy * Double(v.pointer[j * kw + g * d + x])
-                            refDv[j * kw + g * d + x] += p[j] * dy
-                        }
-                    }
-                    let dot = (0..<keys).reduce(0.0) { $0 + dp[$1] * p[$1] }
-                    for j in 0..<keys {
-                        let ds = p[j] * (dp[j] - dot) * Double(scale)
-                        for x in 0..<d {
-                            refDq[i * qw + h * d + x] += ds * Double(k.pointer[j * kw + g * d + x])
-                            refDk[j * kw + g * d + x] += ds * Double(q.pointer[i * qw + h * d + x])
-                        }
-                    }
-                }
-            }
-            assertClose(out.pointer, refOut, tolerance: 1e-5, "out (causal \(causal))")
-            assertClose(probs.pointer, refProbs, tolerance: 1e-5, "probs (causal \(causal))")
-            assertClose(dq.pointer, refDq, tolerance: 1e-5, "dq (causal \(causal))")
-            assertClose(dk.pointer, refDk, tolerance: 1e-5, "dk (causal \(causal))")
-            assertClose(dv.pointer, refDv, tolerance: 1e-5, "dv (causal \(causal))")
+            let ref = attentionReference(q: q.pointer, k: k.pointer, v: v.pointer, dout: dout.pointer, shape: shape, scale: scale,
+                                         dq0: dq0, dk0: dk0, dv0: dv0)
+            assertClose(out.pointer, ref.out, tolerance: 1e-5, "out (\(what))")
+            assertClose(probs.pointer, ref.probs, tolerance: 1e-5, "probs (\(what))")
+            assertClose(dq.pointer, ref.dq, tolerance: 1e-5, "dq (\(what))")
+            assertClose(dk.pointer, ref.dk, tolerance: 1e-5, "dk (\(what))")
+            assertClose(dv.pointer, ref.dv, tolerance: 1e-5, "dv (\(what))")
         }
     }
 
-    /// Packed sequences (one pass over every segment's heads) give what each sequence gives alone,
-    /// and `accumulate: false` writes the gradients without reading them (NaN-filled buffers).
+    /// Packed sequences (one pass over every segment's groups) give what each sequence gives alone
+    /// and what Float64 gives, and `accumulate: false` writes the gradients without reading them
+    /// (NaN-filled buffers) — for single-head groups and groups of 2 and 3 stacked heads.
     func testPackedAttentionMatchesPerSequenceAndOverwritesGradients() {
-        let segments = [300, 70, 129], heads = 4, kvHeads = 2, d = 8, t = segments.reduce(0, +)
-        let qw = heads * d, kw = kvHeads * d, scale: Float = 0.6
-        let q = buffer(t * qw), k = buffer(t * kw), v = buffer(t * kw), dout = buffer(t * qw)
-        let shape = Attention.Shape(tokens: t, heads: heads, kvHeads: kvHeads, headDim: d, causal: true)
-        let probsCount = Attention.probsCount(heads: heads, segments: segments)
-        let out = FloatBuffer(count: t * qw), probs = FloatBuffer(count: probsCount)
-        probs.fill(.nan)
-        Attention.forward(out: out.pointer, probs: probs.pointer, q: q.pointer, k: k.pointer, v: v.pointer, segments: segments, shape: shape, scale: scale)
-        let dq = FloatBuffer(count: t * qw), dk = FloatBuffer(count: t * kw), dv = FloatBuffer(count: t * kw)
-        for b in [dq, dk, dv] { b.fill(.nan) }
-        Attention.backward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dout: dout.pointer, probs: probs.pointer,
-                           q: q.pointer, k: k.pointer, v: v.pointer, segments: segments, shape: shape, scale: scale, accumulate: false)
-        var start = 0, probsOffset = 0
-        for n in segments {
-            let one = Attention.Shape(tokens: n, heads: heads, kvHeads: kvHeads, headDim: d, causal: true)
-            let soloOut = FloatBuffer(count: n * qw), soloProbs = FloatBuffer(count: one.probsCount)
-            Attention.forward(out: soloOut.pointer, probs: soloProbs.pointer, q: q.pointer + start * qw, k: k.pointer + start * kw,
-                              v: v.pointer + start * kw, shape: one, scale: scale)
-            let soloDq = FloatBuffer(count: n * qw), soloDk = FloatBuffer(count: n * kw), soloDv = FloatBuffer(count: n * kw)
-            Attention.backward(dq: soloDq.pointer, dk: soloDk.pointer, dv: soloDv.pointer, dout: dout.pointer + start * qw, probs: soloProbs.pointer,
-                               q: q.pointer + start * qw, k: k.pointer + start * kw, v: v.pointer + start * kw, shape: one, scale: scale)
-            assertClose(out.pointer + start * qw, soloOut.toArray().map(Double.init), tolerance: 1e-6, "out, segment of \(n)")
-            assertClose(probs.pointer + probsOffset, soloProbs.toArray().map(Double.init), tolerance: 1e-6, "probs, segment of \(n)")
-            assertClose(dq.pointer + start * qw, soloDq.toArray().map(Double.init), tolerance: 1e-6, "dq, segment of \(n)")
-            assertClose(dk.pointer + start * kw, soloDk.toArray().map(Double.init), tolerance: 1e-6, "dk, segment of \(n)")
-            assertClose(dv.pointer + start * kw, soloDv.toArray().map(Double.init), tolerance: 1e-6, "dv, segment of \(n)")
-            start += n
-            probsOffset += heads * n * n
+        for (heads, kvHeads) in [(4, 2), (6, 2), (4, 4)] {
+            let segments = [300, 70, 129], d = 8, t = segments.reduce(0, +)
+            let qw = heads * d, kw = kvHeads * d, scale: Float = 0.6
+            let q = buffer(t * qw), k = buffer(t * kw), v = buffer(t * kw), dout = buffer(t * qw)
+            let shape = Attention.Shape(tokens: t, heads: heads, kvHeads: kvHeads, headDim: d, causal: true)
+            let probsCount = Attention.probsCount(heads: heads, segments: segments)
+            let out = FloatBuffer(count: t * qw), probs = FloatBuffer(count: probsCount)
+            probs.fill(.nan)
+            Attention.forward(out: out.pointer, probs: probs.pointer, q: q.pointer, k: k.pointer, v: v.pointer, segments: segments, shape: shape, scale: scale)
+            let dq = FloatBuffer(count: t * qw), dk = FloatBuffer(count: t * kw), dv = FloatBuffer(count: t * kw)
+            for b in [dq, dk, dv] { b.fill(.nan) }
+            Attention.backward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dout: dout.pointer, probs: probs.pointer,
+                               q: q.pointer, k: k.pointer, v: v.pointer, segments: segments, shape: shape, scale: scale, accumulate: false)
+            var start = 0, probsOffset = 0
+            for n in segments {
+                let what = "segment of \(n), heads \(heads)/\(kvHeads)"
+                let one = Attention.Shape(tokens: n, heads: heads, kvHeads: kvHeads, headDim: d, causal: true)
+                let soloOut = FloatBuffer(count: n * qw), soloProbs = FloatBuffer(count: one.probsCount)
+                Attention.forward(out: soloOut.pointer, probs: soloProbs.pointer, q: q.pointer + start * qw, k: k.pointer + start * kw,
+                                  v: v.pointer + start * kw, shape: one, scale: scale)
+                let soloDq = FloatBuffer(count: n * qw), soloDk = FloatBuffer(count: n * kw), soloDv = FloatBuffer(count: n * kw)
+                Attention.backward(dq: soloDq.pointer, dk: soloDk.pointer, dv: soloDv.pointer, dout: dout.pointer + start * qw, probs: soloProbs.pointer,
+                                   q: q.pointer + start * qw, k: k.pointer + start * kw, v: v.pointer + start * kw, shape: one, scale: scale)
+                assertClose(out.pointer + start * qw, soloOut.toArray().map(Double.init), tolerance: 1e-6, "out, \(what)")
+                assertClose(probs.pointer + probsOffset, soloProbs.toArray().map(Double.init), tolerance: 1e-6, "probs, \(what)")
+                assertClose(dq.pointer + start * qw, soloDq.toArray().map(Double.init), tolerance: 1e-6, "dq, \(what)")
+                assertClose(dk.pointer + start * kw, soloDk.toArray().map(Double.init), tolerance: 1e-6, "dk, \(what)")
+                assertClose(dv.pointer + start * kw, soloDv.toArray().map(Double.init), tolerance: 1e-6, "dv, \(what)")
+                let ref = attentionReference(q: q.pointer + start * qw, k: k.pointer + start * kw, v: v.pointer + start * kw,
+                                             dout: dout.pointer + start * qw, shape: one, scale: scale)
+                assertClose(out.pointer + start * qw, ref.out, tolerance: 1e-5, "out vs Float64, \(what)")
+                assertClose(probs.pointer + probsOffset, ref.probs, tolerance: 1e-5, "probs vs Float64, \(what)")
+                assertClose(dq.pointer + start * qw, ref.dq, tolerance: 1e-5, "dq vs Float64, \(what)")
+                assertClose(dk.pointer + start * kw, ref.dk, tolerance: 1e-5, "dk vs Float64, \(what)")
+                assertClose(dv.pointer + start * kw, ref.dv, tolerance: 1e-5, "dv vs Float64, \(what)")
+                start += n
+                probsOffset += heads * n * n
+            }
         }
     }
 

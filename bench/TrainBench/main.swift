@@ -4,6 +4,7 @@
 //
 //   TrainBench --config tiny|smol [--steps 6] [--warmup 1] [--tower step|cached] [--profile]
 //   TrainBench --config tiny|smol --kernels [--repeat 15]   # one layer's kernels alone (Kernels.swift)
+//   [--threads N] (our workers) [--attention-block R] (causal query block rows) for either mode
 //
 // tokens/s = batch·sequence / median step time (steps after the warm-up). Model FLOPs per step
 // (the same formula as the Python side): 3 × the forward's matrix products of the trainable part
@@ -101,9 +102,12 @@ let warmup = Int(option("--warmup", "1"))!
 let towerEveryStep = option("--tower", "step") == "step"
 let profile = arguments.contains("--profile")
 
+// Our workers (attention items, element-wise ops); OpenBLAS's own threads follow OPENBLAS_NUM_THREADS.
+if let threads = Int(option("--threads", "")) { Parallel.threadCount = threads }
+if let rows = Int(option("--attention-block", "")) { Attention.causalBlockRows = rows }
 _ = BLASRuntime.ensureBestCore()
 if arguments.contains("--kernels") {
-    let report = kernelBench(bench, repetitions: Int(option("--repeat", "15"))!)
+    let report = kernelBench(bench, repetitions: Int(option("--repeat", "15"))!, profile: profile)
     print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
     exit(0)
 }
