@@ -32,6 +32,32 @@ final class BatchSchedulerTests: XCTestCase {
         XCTAssertLessThan(scheduler.stepCount, expected.reduce(0) { $0 + $1.count }, "steps were shared")
     }
 
+    /// Sampled requests (seeded; drawn on the pool's threads when several run together) give the
+    /// ids each gives alone through a scheduler of one.
+    func testBatchedSamplingEqualsSequential() throws {
+        let e = try engine()
+        func request(_ i: Int, _ p: [Int]) -> GenerationRequest {
+            GenerationRequest(prompt: p, maxTokens: 8 + i, sampling: SamplingOptions(temperature: 0.9, topP: 0.9, seed: UInt64(40 + i)))
+        }
+        func run(maxActive: Int) throws -> [[Int]] {
+            let scheduler = BatchScheduler(engine: e, maxActive: maxActive, queueCapacity: 8)
+            defer { scheduler.shutdown() }
+            let group = DispatchGroup()
+            let results = ResultsBox(count: prompts().count)
+            for (i, p) in prompts().enumerated() {
+                group.enter()
+                try scheduler.submit(request(i, p)) { event in
+                    if case .finished(let r) = event { results.set(i, r.tokens); group.leave() }
+                }
+            }
+            XCTAssertEqual(group.wait(timeout: .now() + 30), .success)
+            return results.values
+        }
+        let alone = try run(maxActive: 1), together = try run(maxActive: 6)
+        XCTAssertEqual(together, alone)
+        XCTAssertEqual(alone.map(\.count), prompts().indices.map { 8 + $0 })
+    }
+
     func testQueueFullIsAnErrorAndCancellationEndsARequest() throws {
         let e = try engine()
         let scheduler = BatchScheduler(engine: e, maxActive: 1, queueCapacity: 1)

@@ -83,4 +83,34 @@ final class SamplerTests: XCTestCase {
             }
         }
     }
+
+    /// The candidate order equals sorting by (probability descending, id ascending), ties included.
+    func testDescendingOrderMatchesAComparatorSort() {
+        let probs: [Float] = (0..<5000).map { Float(($0 * 7919) % 997) / 997 * 0.01 } + [0, 0.5, 0.5, 1e-30]
+        for threshold: Float in [0, 1e-30, 0.003, 0.5] {
+            let expected = probs.indices.filter { probs[$0] >= threshold && probs[$0] > 0 }
+                .sorted { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
+            XCTAssertEqual(Sampler.descending(probs, atLeast: threshold), expected, "threshold \(threshold)")
+        }
+    }
+
+    /// The bucketed top-p set equals "sort descending (ties by id), keep through the element that
+    /// reaches the mass" on peaked, flat and tied distributions.
+    func testNucleusEqualsTheSortedPrefix() {
+        func reference(_ probs: [Float], _ target: Float) -> Set<Int> {
+            let order = probs.indices.filter { probs[$0] > 0 }.sorted { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
+            var kept: Set<Int> = [], total = 0.0
+            for id in order { kept.insert(id); total += Double(probs[id]); if total >= Double(target) { break } }
+            return kept
+        }
+        func normalized(_ v: [Float]) -> [Float] { let s = v.reduce(0, +); return v.map { $0 / s } }
+        let peaked = normalized((0..<49_152).map { Float(Foundation.exp(-Double($0 % 977) / 20)) })
+        let flat = normalized((0..<49_152).map { 1 + Float(($0 * 7919) % 1000) / 1e4 })
+        let tied = normalized([4, 4, 4, 2, 2, 1, 0, 1, 1, 4])
+        for probs in [peaked, flat, tied] {
+            for target: Float in [0.1, 0.5, 0.9, 0.95, 0.999] {
+                XCTAssertEqual(Set(Sampler.nucleus(probs, mass: target)), reference(probs, target), "\(probs.count) ids, top-p \(target)")
+            }
+        }
+    }
 }

@@ -218,6 +218,8 @@ if wants("scheduler") {
     let environment = ProcessInfo.processInfo.environment
     let rounds = Int(environment["LLAVA_FORGE_BATCH_ROUNDS"] ?? "") ?? 5
     let newTokens = 48
+    // LLAVA_FORGE_SCHED_TEMPERATURE=0 decodes greedily (no sampling cost).
+    let temperature = Float(environment["LLAVA_FORGE_SCHED_TEMPERATURE"] ?? "") ?? 0.8
     let scheduler = BatchScheduler(engine: engine, maxActive: 8, queueCapacity: 16)
     defer { scheduler.shutdown() }
     final class Times: @unchecked Sendable {
@@ -234,7 +236,7 @@ if wants("scheduler") {
         for i in 0..<concurrency {
             seed += 1
             let request = GenerationRequest(prompt: prompt(24, seed: seed), maxTokens: newTokens,
-                                            sampling: SamplingOptions(temperature: 0.8, topP: 0.95, seed: UInt64(seed)))
+                                            sampling: SamplingOptions(temperature: temperature, topP: 0.95, seed: UInt64(seed)))
             group.enter()
             try scheduler.submit(request) { event in
                 switch event {
@@ -257,7 +259,7 @@ if wants("scheduler") {
         eight.append(try requests(8))
     }
     let ratios = zip(eight, single).map { $0.decode / $1.decode }, wholeRatios = zip(eight, single).map { $0.whole / $1.whole }
-    emit(["what": "scheduler", "concurrency": 1, "decode_tokens_per_second": median(single.map(\.decode)),
+    emit(["what": "scheduler", "concurrency": 1, "temperature": temperature, "decode_tokens_per_second": median(single.map(\.decode)),
           "request_tokens_per_second": median(single.map(\.whole)), "rounds": rounds])
     emit(["what": "scheduler", "concurrency": 8, "decode_tokens_per_second": median(eight.map(\.decode)),
           "request_tokens_per_second": median(eight.map(\.whole)), "speedup_vs_1": median(ratios),
