@@ -35,26 +35,8 @@ public enum AnnotationStore {
                 }
             }
         }
-        let upsert = try RawStatement(handle, """
-            INSERT INTO image_captions(image_id, count, packed) VALUES (?1, ?2, ?3)
-            ON CONFLICT(image_id) DO UPDATE SET count = excluded.count, packed = excluded.packed
-            """)
-        let delete = try RawStatement(handle, "DELETE FROM image_captions WHERE image_id = ?1")
-        var pack: [UInt8] = []
-        pack.reserveCapacity(1 << 16)
-        try merge(old: old, new: captions, write: { imageID, group in
-            pack.removeAll(keepingCapacity: true)
-            AnnotationPack.appendCaptions(group, to: &pack)
-            upsert.bind(1, imageID)
-            upsert.bind(2, Int64(group.count))
-            try pack.withUnsafeBytes { p in
-                upsert.bindBlob(3, bytes: p.baseAddress, count: p.count)
-                try upsert.step()
-            }
-        }, delete: { imageID in
-            delete.bind(1, imageID)
-            try delete.step()
-        })
+        try rewritePacks(handle, table: "image_captions", old: old, new: captions,
+                         encode: { group, pack in AnnotationPack.appendCaptions(group, to: &pack) })
         withExtendedLifetime(arena) {}
     }
 
@@ -71,23 +53,35 @@ public enum AnnotationStore {
                 try read.withBlobBytes(1) { blob in try AnnotationPack.forEachBox(blob, imageID: imageID) { old.append($0) } }
             }
         }
-        let upsert = try RawStatement(handle, """
-            INSERT INTO image_boxes(image_id, count, drawable, packed) VALUES (?1, ?2, ?3, ?4)
-            ON CONFLICT(image_id) DO UPDATE SET count = excluded.count, drawable = excluded.drawable, packed = excluded.packed
-            """)
-        let delete = try RawStatement(handle, "DELETE FROM image_boxes WHERE image_id = ?1")
+        try rewritePacks(handle, table: "image_boxes", old: old, new: boxes,
+                         drawable: { group in Int64(group.reduce(0) { $0 + ($1.isDrawable ? 1 : 0) }) },
+                         encode: { group, pack in AnnotationPack.appendBoxes(group, to: &pack) })
+    }
+
+    /// Merges `old` and `new` records (`merge`) and writes each touched image's row of `table`:
+    /// image_id, count, (boxes) the `drawable` count, and the pack `encode` writes; images left
+    /// without records lose their row.
+    private static func rewritePacks<R: PackRecord>(
+        _ handle: OpaquePointer, table: String, old: [R], new: [R], drawable: ((UnsafeBufferPointer<R>) -> Int64)? = nil,
+        encode: (UnsafeBufferPointer<R>, inout [UInt8]) -> Void
+    ) throws {
+        let drawableColumn = drawable != nil
+        let columns = drawableColumn ? "image_id, count, drawable, packed" : "image_id, count, packed"
+        let values = drawableColumn ? "?1, ?2, ?3, ?4" : "?1, ?2, ?3"
+        let updates = drawableColumn ? "count = excluded.count, drawable = excluded.drawable, packed = excluded.packed"
+                                     : "count = excluded.count, packed = excluded.packed"
+        let upsert = try RawStatement(handle, "INSERT INTO \(table)(\(columns)) VALUES (\(values)) ON CONFLICT(image_id) DO UPDATE SET \(updates)")
+        let delete = try RawStatement(handle, "DELETE FROM \(table) WHERE image_id = ?1")
         var pack: [UInt8] = []
         pack.reserveCapacity(1 << 16)
-        try merge(old: old, new: boxes, write: { imageID, group in
+        try merge(old: old, new: new, write: { imageID, group in
             pack.removeAll(keepingCapacity: true)
-            AnnotationPack.appendBoxes(group, to: &pack)
-            var drawable: Int64 = 0
-            for b in group where b.isDrawable { drawable += 1 }
+            encode(group, &pack)
             upsert.bind(1, imageID)
             upsert.bind(2, Int64(group.count))
-            upsert.bind(3, drawable)
+            if let drawable { upsert.bind(3, drawable(group)) }
             try pack.withUnsafeBytes { p in
-                upsert.bindBlob(4, bytes: p.baseAddress, count: p.count)
+                upsert.bindBlob(drawableColumn ? 4 : 3, bytes: p.baseAddress, count: p.count)
                 try upsert.step()
             }
         }, delete: { imageID in

@@ -96,6 +96,27 @@ public enum Attention {
         var cost: Int
     }
 
+    /// Where one query-block item works, for forward and backward alike: its segment's length t,
+    /// kv group g, query rows r0..<r1 (absolute tokens `tokens`, the first `first`), the keys it
+    /// sees, its stacked row count (r1 − r0)·G, and the offsets of its probs rows `[rows, t]` and
+    /// of its group's k/v columns.
+    struct Block {
+        var t: Int, g: Int, r0: Int, r1: Int, keys: Int, rows: Int, first: Int
+        var tokens: Range<Int>
+        var probsOffset: Int, kvOffset: Int
+
+        init(_ item: Item, _ segments: [Segment], _ shape: Shape) {
+            let segment = segments[item.segment]
+            t = segment.length; g = item.group; r0 = item.r0; r1 = item.r1
+            keys = shape.causal ? r1 : t
+            rows = (r1 - r0) * shape.groupSize
+            first = segment.start + r0
+            tokens = first..<(segment.start + r1)
+            probsOffset = segment.probsOffset + (g * t + r0) * shape.groupSize * t
+            kvOffset = segment.start * shape.kvWidth + g * shape.headDim
+        }
+    }
+
     /// Query blocks of every (segment, kv group): rows r0..<r1 of the group's heads attend to keys
     /// 0..<keys(r1). Costliest first, so the cheap ones balance the workers at the end (ties in a
     /// fixed order).
@@ -213,12 +234,10 @@ public enum Attention {
             defer { if let scratch { stackScratch.give(scratch) } }
             let packed = scratch?.pointer
             run(queryBlocks(segments, shape)) { item in
-                let segment = segments[item.segment], t = segment.length, g = item.group
-                let r0 = item.r0, r1 = item.r1, keys = shape.causal ? r1 : t, rows = (r1 - r0) * gs
-                let first = segment.start + r0, tokens = first..<(segment.start + r1)
+                let b = Block(item, segments, shape)
+                let (t, g, r0, keys, rows, first, tokens) = (b.t, b.g, b.r0, b.keys, b.rows, b.first, b.tokens)
                 // The group's stacked probs rows r0·G..<r1·G, [rows, t].
-                let p = probs + segment.probsOffset + (g * t + r0) * gs * t
-                let ks = k + segment.start * kw + g * d, vs = v + segment.start * kw + g * d
+                let p = probs + b.probsOffset, ks = k + b.kvOffset, vs = v + b.kvOffset
                 if let packed { pack(q, into: packed, group: g, rows: tokens, shape: shape) }
                 let qs = stacked(UnsafeMutablePointer(mutating: q), packed: packed, group: g, row: first, shape: shape)
                 // scores [rows, 0..<keys] = scale · q_stacked · k_gᵀ

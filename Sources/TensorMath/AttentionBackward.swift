@@ -56,11 +56,9 @@ extension Attention {
             let maxRows = causalBlockRows * gs, maxKeys = lengths.max() ?? 0
             let betaFirst: Float = accumulate ? 1 : 0
             run(queryBlocks(segments, shape)) { item in
-                let segment = segments[item.segment], t = segment.length, g = item.group
-                let r0 = item.r0, r1 = item.r1, keys = shape.causal ? r1 : t, rows = (r1 - r0) * gs
-                let first = segment.start + r0, tokens = first..<(segment.start + r1)
-                let p = probs + segment.probsOffset + (g * t + r0) * gs * t
-                let vs = v + segment.start * kw + g * d, ks = k + segment.start * kw + g * d
+                let b = Block(item, segments, shape)
+                let (t, g, r0, keys, rows, first, tokens) = (b.t, b.g, b.r0, b.keys, b.rows, b.first, b.tokens)
+                let p = probs + b.probsOffset, vs = v + b.kvOffset, ks = k + b.kvOffset
                 if let qPacked, let doutPacked {
                     pack(q, into: qPacked, group: g, rows: tokens, shape: shape)
                     pack(dout, into: doutPacked, group: g, rows: tokens, shape: shape)

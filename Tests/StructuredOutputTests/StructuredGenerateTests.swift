@@ -34,11 +34,11 @@ final class StructuredGenerateTests: XCTestCase {
         try PromptLibrary(promptsDir: Self.repoRoot + "/prompts", seedsDir: Self.repoRoot + "/seeds").load(type: type)
     }
 
-    func run(_ server: MockOpenAIServer, type: String, limit: Int, structured: Bool) throws -> GenerateSummary {
+    func run(_ server: MockOpenAIServer, type: String, limit: Int, structured: Bool, concurrency: Int = 2) throws -> GenerateSummary {
         var cfg = ClientConfig(baseURL: server.baseURL, apiKey: nil)
         cfg.maxRetries = 0
         var options = GenerateOptions(limit: limit, model: "mock-model", baseURL: server.baseURL)
-        options.concurrency = 2
+        options.concurrency = concurrency
         options.structuredOutput = structured
         return try Generator(database: db, spec: try spec(type), client: try OpenAIClient(config: cfg), options: options).run()
     }
@@ -121,12 +121,7 @@ final class StructuredGenerateTests: XCTestCase {
         let server = try MockOpenAIServer { _ in MockOpenAIServer.completion(content: answers[(counter.next() - 1) % answers.count]) }
         try server.start()
         defer { server.stop() }
-        var cfg = ClientConfig(baseURL: server.baseURL, apiKey: nil)
-        cfg.maxRetries = 0
-        var options = GenerateOptions(limit: 4, model: "mock-model", baseURL: server.baseURL)
-        options.concurrency = 1
-        options.structuredOutput = true
-        let s = try Generator(database: db, spec: try spec("detail"), client: try OpenAIClient(config: cfg), options: options).run()
+        let s = try run(server, type: "detail", limit: 4, structured: true, concurrency: 1)
         XCTAssertEqual(s.samplesOK, 1)
         XCTAssertEqual(s.parseFailed, 3)
         let rows = try samples("detail")
@@ -148,12 +143,7 @@ final class StructuredGenerateTests: XCTestCase {
         let server = try MockOpenAIServer { _ in MockOpenAIServer.completion(content: answers[(counter.next() - 1) % answers.count], finishReason: "length") }
         try server.start()
         defer { server.stop() }
-        var cfg = ClientConfig(baseURL: server.baseURL, apiKey: nil)
-        cfg.maxRetries = 0
-        var options = GenerateOptions(limit: 2, model: "mock-model", baseURL: server.baseURL)
-        options.concurrency = 1
-        options.structuredOutput = true
-        let s = try Generator(database: db, spec: try spec("detail"), client: try OpenAIClient(config: cfg), options: options).run()
+        let s = try run(server, type: "detail", limit: 2, structured: true, concurrency: 1)
         XCTAssertEqual(s.samplesOK, 1)
         XCTAssertEqual(s.truncated, 1)
         let rows = try samples("detail")
