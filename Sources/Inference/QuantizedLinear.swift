@@ -48,8 +48,9 @@ final class LinearScratch {
 
 /// Which direct kernel decode uses.
 public enum DecodeKernel: Sendable, CaseIterable {
-    /// AVX-512 VNNI C kernel (vpdpwssd), two blocks per 512-bit register, x rounded to int16 per
-    /// block, rows split over the persistent pool. The default where the CPU has it.
+    /// AVX-512 VNNI C kernel (vpdpwssd with broadcast activations) over the weights' interleaved
+    /// copy (16 rows per register), x rounded to int16 per block, rows split over the persistent
+    /// pool. The default where the CPU has it.
     case vnni
     /// AVX2 C kernel: weights widened to int16 × x rounded to int16 per block (vpmaddwd), pool.
     case int16
@@ -132,13 +133,13 @@ enum QuantizedLinear {
         let blocks = inFeatures / 32
         let layout: Int32
         let quantized: UnsafeMutablePointer<Int16>, scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>
-        if kernel == .vnni {
-            let pairs = (blocks + 1) / 2
-            layout = LF_LAYOUT_PAIRS
-            quantized = scratch.quantized(n * pairs * 64)
-            scales = scratch.scales(n * pairs * 16)
-            sums = scratch.sums(n * lf_pair_sums_stride(inFeatures))
-            lf_quantize_pairs(input, n, inFeatures, quantized, scales, sums)
+        let interleaved = kernel == .vnni && blockJobs.allSatisfy { $0.weight.interleaved != nil }
+        if interleaved {
+            layout = LF_LAYOUT_INTERLEAVED
+            quantized = scratch.quantized(n * inFeatures)
+            scales = scratch.scales(n * blocks)
+            sums = scratch.sums(n * blocks)
+            lf_quantize_panels(input, n, inFeatures, quantized, scales, sums)
         } else {
             layout = LF_LAYOUT_I16
             quantized = scratch.quantized(n * inFeatures)
@@ -149,7 +150,8 @@ enum QuantizedLinear {
         withUnsafeTemporaryAllocation(of: lf_job.self, capacity: blockJobs.count) { cJobs in
             for (i, job) in blockJobs.enumerated() {
                 guard case .blocks(let type, let weights) = job.weight.storage else { continue }
-                cJobs[i] = lf_job(type: Int32(type.rawValue), weights: weights.assumingMemoryBound(to: UInt8.self), rows: job.weight.rows,
+                let read = interleaved ? UnsafeRawPointer(job.weight.interleaved!.pointer) : weights
+                cJobs[i] = lf_job(type: Int32(type.rawValue), weights: read.assumingMemoryBound(to: UInt8.self), rows: job.weight.rows,
                                   bias: job.bias, out: job.out, out_stride: job.outStride)
             }
             lf_linear(layout, cJobs.baseAddress!, Int32(blockJobs.count), blocks, quantized, scales, sums, n)

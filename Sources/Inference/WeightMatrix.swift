@@ -1,3 +1,4 @@
+import CInferenceKernels
 import Checkpoints
 import ForgeCore
 import TensorMath
@@ -18,6 +19,10 @@ public final class WeightMatrix {
     public let storage: Storage
     /// Keeps the bytes alive: the GGUF file (its map) or an owned buffer.
     private let owner: AnyObject
+    /// Q4_0 / Q4_1 / Q8_0 blocks re-laid for the AVX-512 VNNI kernels (16 rows side by side,
+    /// `lf_interleave`), made once at load where the CPU runs them; nil otherwise. The GGML blocks
+    /// stay for row lookups (embeddings), the AVX2 and Swift kernels.
+    let interleaved: OwnedBytes?
 
     /// The GGML types read directly by `BlockDot`.
     public static let directTypes: Set<GGMLType> = [.q4_0, .q4_1, .q8_0]
@@ -28,6 +33,17 @@ public final class WeightMatrix {
         self.columns = columns
         self.storage = storage
         self.owner = owner
+        interleaved = WeightMatrix.interleave(storage, rows: rows, columns: columns)
+    }
+
+    private static func interleave(_ storage: Storage, rows: Int, columns: Int) -> OwnedBytes? {
+        guard case .blocks(let type, let base) = storage, lf_has_vnni() != 0, columns % 32 == 0 else { return nil }
+        let blocks = columns / 32
+        let bytes = lf_interleaved_bytes(Int32(type.rawValue), rows, blocks)
+        guard bytes > 0 else { return nil }
+        let copy = OwnedBytes(count: bytes)
+        lf_interleave(Int32(type.rawValue), base.assumingMemoryBound(to: UInt8.self), rows, blocks, copy.pointer.assumingMemoryBound(to: UInt8.self))
+        return copy
     }
 
     /// Bytes per stored row.

@@ -180,7 +180,9 @@ if wants("batch") {
     let environment = ProcessInfo.processInfo.environment
     let rounds = Int(environment["LLAVA_FORGE_BATCH_ROUNDS"] ?? "") ?? 5
     let steps = Int(environment["LLAVA_FORGE_BATCH_STEPS"] ?? "") ?? 24
-    let levels = [1, 4, 8]
+    // LLAVA_FORGE_BATCH_LEVELS=8 (comma-separated) profiles one level alone; ratios are then to
+    // the first level listed.
+    let levels = (environment["LLAVA_FORGE_BATCH_LEVELS"] ?? "1,4,8").split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
     // Each level decodes from its own prompts; contexts stay short (≤ 24 + 4 + rounds·steps).
     var states: [(caches: [KVCache], logits: [[Float]])] = try levels.map { concurrency in
         let caches = (0..<concurrency).map { _ in engine.makeCache(capacity: 32 + rounds * steps + 8) }

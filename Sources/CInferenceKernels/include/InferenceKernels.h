@@ -9,19 +9,12 @@
 /// block. q [vectors·width], scale and sums [vectors·width/32]. ("i16 layout", AVX2 kernels.)
 void lf_quantize_i16(const float *x, long vectors, long width, int16_t *q, float *scale, float *sums);
 
-/// The same quantization in the "pair layout" of the AVX-512 kernels: blocks go in pairs
-/// (2p, 2p+1; an odd last block gets a zero partner), vectors in panels of 8 (the last panel holds
-/// the rest), each panel pair-major. Per pair and vector 64 int16
-/// [x_2p[0..15], x_2p+1[0..15], x_2p[16..31], x_2p+1[16..31]] and 16 scales [d_2p ×8, d_2p+1 ×8];
-/// vector v of panel P (size S) has pair p's values at q[(P·8·pairs + p·S + v%8)·64] and
-/// scale[(P·8·pairs + p·S + v%8)·16] (pairs = ceil(blocks/2)). Block sums (exact, for Q4_1's
-/// offsets) are per vector: sums[v·lf_pair_sums_stride(width) + 4p + 1] = Σx_2p, … + 4p + 3 = Σx_2p+1,
-/// every other float 0. Sizes: q vectors·pairs·64, scale vectors·pairs·16, sums
-/// vectors·lf_pair_sums_stride(width). Needs lf_has_vnni().
-void lf_quantize_pairs(const float *x, long vectors, long width, int16_t *q, float *scale, float *sums);
-
-/// Floats of block sums per vector in the pair layout (4 per pair, rounded up to 16).
-long lf_pair_sums_stride(long width);
+/// The same quantization in the "panel layout" of the AVX-512 interleaved kernels: vectors in
+/// panels of 8 (the last panel holds the rest), each panel block-major. Vector v of panel P (size
+/// S) has block b's 32 int16 at q[P·8·width + (b·S + v%8)·32] and its scale and exact Float sum
+/// (Q4 offsets) at scale / sums[P·8·blocks + b·S + v%8]. Sizes: q vectors·width, scale and sums
+/// vectors·blocks. Needs lf_has_vnni().
+void lf_quantize_panels(const float *x, long vectors, long width, int16_t *q, float *scale, float *sums);
 
 /// 1 when the CPU runs the AVX-512 VNNI kernels (F, BW, DQ, VL, VNNI).
 int lf_has_vnni(void);
@@ -36,17 +29,28 @@ void lf_rows_i16(int ggml_type, const uint8_t *weights, long row_begin, long row
                  const int16_t *q, const float *scale, const float *sums, long vectors,
                  float *out, long out_stride);
 
-/// AVX-512 VNNI (vpdpwssd), x in the pair layout; bias (or NULL) added. Needs lf_has_vnni().
-/// q, scale and sums point at the first vector of a panel (vector 8k of a quantized set) and
-/// `vectors` covers whole panels of that set, as lf_linear calls it.
-void lf_rows_pairs(int ggml_type, const uint8_t *weights, long row_begin, long row_end, long blocks,
-                   const int16_t *q, const float *scale, const float *sums, long vectors,
-                   const float *bias, float *out, long out_stride);
+/// Bytes of the interleaved copy of a [rows, blocks] matrix of GGML type 2, 3 or 8 (0 for any other
+/// type): rows padded to a multiple of 16.
+long lf_interleaved_bytes(int ggml_type, long rows, long blocks);
+
+/// GGML blocks [rows, blocks] → the interleaved layout of the AVX-512 kernels (16 rows side by side,
+/// see InterleavedKernels.c); `out` holds lf_interleaved_bytes. Q4_0 becomes Q4_1-shaped (m = −8d).
+/// Needs lf_has_vnni().
+void lf_interleave(int ggml_type, const uint8_t *weights, long rows, long blocks, uint8_t *out);
+
+/// AVX-512 VNNI (vpdpwssd with broadcast activations) over interleaved weights (`ggml_type` the
+/// type they were made from), x in the panel layout; bias (or NULL) added. row_begin is a multiple
+/// of 16, row_end one too or `rows`. q, scale and sums point at the first vector of a panel (vector
+/// 8k of a quantized set) and `vectors` covers whole panels of that set, as lf_linear calls it.
+/// Needs lf_has_vnni().
+void lf_rows_interleaved(int ggml_type, const uint8_t *weights, long row_begin, long row_end, long rows, long blocks,
+                         const int16_t *q, const float *scale, const float *sums, long vectors,
+                         const float *bias, float *out, long out_stride);
 
 // ---- Fused products over the pool ----
 
 #define LF_LAYOUT_I16 0
-#define LF_LAYOUT_PAIRS 1
+#define LF_LAYOUT_INTERLEAVED 1
 
 /// One product of a fused step: out[v·out_stride + r] = W[r] · x[v] + bias[r] (bias may be NULL).
 typedef struct {

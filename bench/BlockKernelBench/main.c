@@ -1,8 +1,9 @@
-// Single-thread timing and accuracy of the AVX-512 pair kernels (lf_quantize_pairs + lf_rows_pairs)
-// on SmolLM2-135M's matrix shapes, for 1 and 8 activation vectors — the batching efficiency the
-// batched decode step depends on. Built by bench/pair_kernel_bench.sh, optionally twice (this tree's
-// kernels and a git revision's, symbols renamed by the preprocessor) so both run alternately in one
-// process under the same load.
+// Single-thread timing and accuracy of the AVX-512 VNNI block kernels (lf_quantize_panels +
+// lf_rows_interleaved over lf_interleave'd weights) on SmolLM2-135M's matrix shapes, for 1 and 8
+// activation vectors — the batching efficiency the batched decode step depends on. Built by
+// bench/block_kernel_bench.sh, optionally with a git revision's pair kernels (PairKernels.c, the
+// layout before the interleaved one: symbols renamed by the preprocessor) so both run alternately in
+// one process under the same load.
 //
 // Weights: random Q4_0 / Q4_1 / Q8_0 blocks with small positive fp16 scales; activations: uniform
 // with one outlier in 97 (×20). Accuracy: max |Δ| vs a double-precision loop over the same blocks.
@@ -14,20 +15,16 @@
 #include <string.h>
 #include <time.h>
 
-typedef void (*quantize_fn)(const float *, long, long, int16_t *, float *, float *);
-typedef void (*rows_fn)(int, const uint8_t *, long, long, long, const int16_t *, const float *, const float *, long, const float *,
-                        float *, long);
-typedef long (*stride_fn)(long);
-
-void lf_quantize_pairs(const float *, long, long, int16_t *, float *, float *);
-void lf_rows_pairs(int, const uint8_t *, long, long, long, const int16_t *, const float *, const float *, long, const float *, float *, long);
 int lf_has_vnni(void);
+long lf_interleaved_bytes(int, long, long);
+void lf_interleave(int, const uint8_t *, long, long, uint8_t *);
+void lf_quantize_panels(const float *, long, long, int16_t *, float *, float *);
+void lf_rows_interleaved(int, const uint8_t *, long, long, long, long, const int16_t *, const float *, const float *, long,
+                         const float *, float *, long);
 #ifdef LF_OTHER
 void other_quantize_pairs(const float *, long, long, int16_t *, float *, float *);
 void other_rows_pairs(int, const uint8_t *, long, long, long, const int16_t *, const float *, const float *, long, const float *, float *, long);
-long other_pair_sums_stride(long) __attribute__((weak));
 #endif
-long lf_pair_sums_stride(long);
 
 static double cpu_now(void) {
     struct timespec t;
@@ -35,8 +32,6 @@ static double cpu_now(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 static float half(const uint8_t *p) { return _cvtsh_ss((uint16_t)(p[0] | p[1] << 8)); }
-
-typedef struct { const char *name; quantize_fn quantize; rows_fn rows; long sums_stride; } kernel;
 
 static double weight(int type, const uint8_t *blk, int i) {
     double d = half(blk);
@@ -51,10 +46,10 @@ int main(int argc, char **argv) {
     struct { const char *name; int type; long rows, width; } shapes[] = {
         {"q/o 576x576 Q4_1", 3, 576, 576}, {"gate/up 1536x576 Q4_1", 3, 1536, 576}, {"down 576x1536 Q4_1", 3, 576, 1536},
         {"head 49152x576 Q8_0", 8, 49152, 576}, {"1536x576 Q4_0", 2, 1536, 576}, {"1536x608 Q4_1 (odd pairs)", 3, 1536, 608}};
-    kernel kernels[2] = {{"this tree", lf_quantize_pairs, lf_rows_pairs, 0}};
+    const char *names[2] = {"this tree", ""};
     int nk = 1;
 #ifdef LF_OTHER
-    kernels[1] = (kernel){LF_OTHER, other_quantize_pairs, other_rows_pairs, 0};
+    names[1] = LF_OTHER;
     nk = 2;
 #endif
     srand(1);
@@ -81,6 +76,8 @@ int main(int argc, char **argv) {
                 ref[v * rows + r] = sum;
                 if (fabs(sum) > largest) largest = fabs(sum);
             }
+        uint8_t *packed = aligned_alloc(64, (size_t)(lf_interleaved_bytes(type, rows, blocks) + 63) / 64 * 64);
+        lf_interleave(type, w, rows, blocks, packed);
         // Generous buffers: either kernel version's layout fits.
         int16_t *q = malloc(8 * pairs * 64 * sizeof(int16_t));
         float *scale = malloc(8 * pairs * 16 * sizeof(float)), *sums = malloc(8 * (pairs * 16 + 16) * sizeof(float));
@@ -90,9 +87,18 @@ int main(int argc, char **argv) {
             int iterations = (int)(2e6 / ((double)rows * width)) + 1;
             for (int rep = 0; rep < repeats; rep++)
                 for (int k = 0; k < nk; k++) {
-                    kernels[k].quantize(x, G, width, q, scale, sums);
-                    double t = cpu_now();
-                    for (int it = 0; it < iterations; it++) kernels[k].rows(type, w, 0, rows, blocks, q, scale, sums, G, NULL, out, rows);
+                    double t;
+                    if (k == 0) {
+                        lf_quantize_panels(x, G, width, q, scale, sums);
+                        t = cpu_now();
+                        for (int it = 0; it < iterations; it++) lf_rows_interleaved(type, packed, 0, rows, rows, blocks, q, scale, sums, G, NULL, out, rows);
+                    } else {
+#ifdef LF_OTHER
+                        other_quantize_pairs(x, G, width, q, scale, sums);
+                        t = cpu_now();
+                        for (int it = 0; it < iterations; it++) other_rows_pairs(type, w, 0, rows, blocks, q, scale, sums, G, NULL, out, rows);
+#endif
+                    }
                     t = (cpu_now() - t) / iterations;
                     if (t < best[k]) best[k] = t;
                     if (rep == 0)
@@ -100,11 +106,11 @@ int main(int argc, char **argv) {
                             for (long r = 0; r < rows; r++) error[k] = fmax(error[k], fabs(out[v * rows + r] - ref[v * rows + r]));
                 }
             for (int k = 0; k < nk; k++)
-                printf("{\"what\":\"pair_kernel\",\"kernel\":\"%s\",\"shape\":\"%s\",\"vectors\":%d,\"ns_per_row_vector\":%.3f,"
+                printf("{\"what\":\"block_kernel\",\"kernel\":\"%s\",\"shape\":\"%s\",\"vectors\":%d,\"ns_per_row_vector\":%.3f,"
                        "\"gmac_per_second\":%.2f,\"max_abs_error\":%.3g,\"max_abs_reference\":%.3g}\n",
-                       kernels[k].name, shapes[s].name, G, best[k] * 1e9 / (rows * G), rows * width * G / best[k] * 1e-9, error[k], largest);
+                       names[k], shapes[s].name, G, best[k] * 1e9 / (rows * G), rows * width * G / best[k] * 1e-9, error[k], largest);
         }
-        free(w); free(x); free(ref); free(q); free(scale); free(sums); free(out);
+        free(w); free(packed); free(x); free(ref); free(q); free(scale); free(sums); free(out);
     }
     return 0;
 }
