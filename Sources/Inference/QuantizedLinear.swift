@@ -85,7 +85,7 @@ enum QuantizedLinear {
 
     static func forward(jobs: [LinearJob], input: UnsafePointer<Float>, vectors n: Int, inFeatures: Int, scratch: LinearScratch) {
         if kernel != .float {
-            integer(jobs, input: input, vectors: n, inFeatures: inFeatures, scratch: scratch)
+            integer(jobs, input: input, gatedBy: nil, vectors: n, inFeatures: inFeatures, scratch: scratch)
             return
         }
         if n >= gemmThreshold {
@@ -126,7 +126,22 @@ enum QuantizedLinear {
         return blockJobs
     }
 
-    private static func integer(_ jobs: [LinearJob], input: UnsafePointer<Float>, vectors n: Int, inFeatures: Int, scratch: LinearScratch) {
+    /// `forward` of silu(gate) ⊙ up (`[n, inFeatures]` each) — the LLaMA MLP's down projection.
+    /// The interleaved kernels quantize the product straight from gate and up (no Float pass over
+    /// it, in C); every other path writes it into `gate` first (clobbering it) and runs `forward`.
+    static func forwardSwiGLU(jobs: [LinearJob], gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, vectors n: Int,
+                              inFeatures: Int, scratch: LinearScratch) {
+        if kernel == .vnni, jobs.allSatisfy({ $0.weight.interleaved != nil }) {
+            integer(jobs, input: gate, gatedBy: up, vectors: n, inFeatures: inFeatures, scratch: scratch)
+            return
+        }
+        SwiGLU.forward(out: gate, gate: gate, up: up, count: n * inFeatures)
+        forward(jobs: jobs, input: gate, vectors: n, inFeatures: inFeatures, scratch: scratch)
+    }
+
+    /// `gatedBy` (interleaved jobs only): the input is silu(input) ⊙ gatedBy.
+    private static func integer(_ jobs: [LinearJob], input: UnsafePointer<Float>, gatedBy up: UnsafePointer<Float>?, vectors n: Int,
+                                inFeatures: Int, scratch: LinearScratch) {
         WorkerPool.prepare()
         let blockJobs = floatJobs(jobs, input: input, vectors: n, inFeatures: inFeatures)
         if blockJobs.isEmpty { return }
@@ -134,12 +149,17 @@ enum QuantizedLinear {
         let layout: Int32
         let quantized: UnsafeMutablePointer<Int16>, scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>
         let interleaved = kernel == .vnni && blockJobs.allSatisfy { $0.weight.interleaved != nil }
+        precondition(up == nil || interleaved, "QuantizedLinear: a gated input needs the interleaved kernels")
         if interleaved {
             layout = LF_LAYOUT_INTERLEAVED
             quantized = scratch.quantized(n * inFeatures)
             scales = scratch.scales(n * blocks)
             sums = scratch.sums(n * blocks)
-            lf_quantize_panels(input, n, inFeatures, quantized, scales, sums)
+            if let up {
+                lf_quantize_panels_swiglu(input, up, n, inFeatures, quantized, scales, sums)
+            } else {
+                lf_quantize_panels(input, n, inFeatures, quantized, scales, sums)
+            }
         } else {
             layout = LF_LAYOUT_I16
             quantized = scratch.quantized(n * inFeatures)

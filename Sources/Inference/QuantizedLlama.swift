@@ -205,9 +205,8 @@ public final class QuantizedLlama {
                 LinearJob(weight: l.gate, bias: l.gateBias.map { UnsafePointer($0.pointer) }, out: w.gate.pointer, outStride: inter),
                 LinearJob(weight: l.up, bias: l.upBias.map { UnsafePointer($0.pointer) }, out: w.up.pointer, outStride: inter),
             ], input: w.norm.pointer, vectors: n, inFeatures: hidden, scratch: w.scratch)
-            SwiGLU.forward(out: w.gate.pointer, gate: w.gate.pointer, up: w.up.pointer, count: n * inter)
-            QuantizedLinear.forward(jobs: [LinearJob(weight: l.down, bias: l.downBias.map { UnsafePointer($0.pointer) }, out: w.projection.pointer, outStride: hidden)],
-                                    input: w.gate.pointer, vectors: n, inFeatures: inter, scratch: w.scratch)
+            QuantizedLinear.forwardSwiGLU(jobs: [LinearJob(weight: l.down, bias: l.downBias.map { UnsafePointer($0.pointer) }, out: w.projection.pointer, outStride: hidden)],
+                                          gate: w.gate.pointer, up: w.up.pointer, vectors: n, inFeatures: inter, scratch: w.scratch)
             Residual.forward(out: x, a: x, b: w.projection.pointer, count: n * hidden)
         }
     }

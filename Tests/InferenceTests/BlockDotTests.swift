@@ -106,6 +106,43 @@ final class BlockDotTests: XCTestCase {
         XCTAssertEqual(run(threads: 2), run(threads: 1))
     }
 
+    /// The MLP's down projection of silu(gate) ⊙ up: the interleaved kernels quantize the product
+    /// straight from gate and up with their own AVX-512 e^x; every kernel must give what SwiGLU
+    /// written out and then multiplied gives (the e^x's differ by ~1 ulp, below the int16 step).
+    func testSwiGLUInputMatchesWrittenOutProduct() throws {
+        let saved = QuantizedLinear.kernel
+        defer { setDecodeKernel(saved) }
+        let rows = 48, columns = 160, vectors = 9
+        let values = Support.randomFloats(rows * columns, seed: 21)
+        let matrix = try values.withUnsafeBufferPointer { try BlockQuantizer.matrix(.q4_1, name: "down", values: $0.baseAddress!, rows: rows, columns: columns) }
+        let gate = Support.randomFloats(vectors * columns, seed: 22, scale: 6), up = Support.randomFloats(vectors * columns, seed: 23, scale: 2)
+        var product = [Float](repeating: 0, count: vectors * columns)
+        SwiGLU.forward(out: &product, gate: gate, up: up, count: product.count)
+        for kernel in DecodeKernel.supported {
+            setDecodeKernel(kernel)
+            var expected = [Float](repeating: .nan, count: vectors * rows), fused = expected
+            product.withUnsafeBufferPointer { xp in
+                expected.withUnsafeMutableBufferPointer { op in
+                    QuantizedLinear.forward(jobs: [LinearJob(weight: matrix, bias: nil, out: op.baseAddress!, outStride: rows)],
+                                            input: xp.baseAddress!, vectors: vectors, inFeatures: columns, scratch: LinearScratch())
+                }
+            }
+            var gateCopy = gate
+            gateCopy.withUnsafeMutableBufferPointer { gp in
+                up.withUnsafeBufferPointer { upp in
+                    fused.withUnsafeMutableBufferPointer { op in
+                        QuantizedLinear.forwardSwiGLU(jobs: [LinearJob(weight: matrix, bias: nil, out: op.baseAddress!, outStride: rows)],
+                                                      gate: gp.baseAddress!, up: upp.baseAddress!, vectors: vectors, inFeatures: columns,
+                                                      scratch: LinearScratch())
+                    }
+                }
+            }
+            let scale = expected.map(abs).max()!
+            XCTAssertGreaterThan(scale, 1, "\(kernel): a degenerate product")
+            XCTAssertLessThanOrEqual(Support.maxAbsDifference(expected, fused), 1e-4 * scale, "\(kernel)")
+        }
+    }
+
     func testQ4_0() throws {
         for n in [1, 3, 6] { try check(.q4_0, rows: 37, columns: 192, vectors: n) }
     }

@@ -16,6 +16,10 @@ void lf_quantize_i16(const float *x, long vectors, long width, int16_t *q, float
 /// vectors·blocks. Needs lf_has_vnni().
 void lf_quantize_panels(const float *x, long vectors, long width, int16_t *q, float *scale, float *sums);
 
+/// lf_quantize_panels of silu(gate) ⊙ up (gate, up [vectors, width]) without writing it out: the
+/// LLaMA MLP's down-projection input, with an AVX-512 e^x (VectorExp's method, ~1 ulp).
+void lf_quantize_panels_swiglu(const float *gate, const float *up, long vectors, long width, int16_t *q, float *scale, float *sums);
+
 /// 1 when the CPU runs the AVX-512 VNNI kernels (F, BW, DQ, VL, VNNI).
 int lf_has_vnni(void);
 
