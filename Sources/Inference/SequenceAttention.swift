@@ -80,11 +80,12 @@ enum SequenceAttention {
     }
 
     /// Decode attention of several sequences in ONE parallel region on the pool: every (sequence,
-    /// head, query) item is independent. Items are grouped into chunks of ≥ ~16k multiply-adds.
+    /// KV head, query) item — the query heads of one GQA group, which share that KV head's cache
+    /// rows — is independent. Items are grouped into chunks of ≥ ~16k multiply-adds.
     static func decode(_ items: [DecodeAttention], scores: UnsafeMutablePointer<Float>, heads: Int, kvHeads: Int, headDim d: Int) {
         var total = 0, work = 0
         for item in items {
-            total += heads * item.tokens
+            total += kvHeads * item.tokens
             work += heads * item.tokens * (item.offset + item.tokens) * d
         }
         let chunks = min(total, max(1, work / 16_384))
@@ -95,28 +96,31 @@ enum SequenceAttention {
             let end = (chunk + 1) * total / chunks
             // Find the sequence holding flat item `index`.
             var s = 0, first = 0
-            while index >= first + heads * items[s].tokens { first += heads * items[s].tokens; s += 1 }
+            while index >= first + kvHeads * items[s].tokens { first += kvHeads * items[s].tokens; s += 1 }
             while index < end {
                 let a = items[s], t = a.tokens, context = a.offset + t
                 let local = index - first
-                let h = local / t, i = local % t, g = h / group
-                item(out: a.out + i * qWidth + h * d, scores: scores + a.scores + local * context,
-                     q: a.q + i * qWidth + h * d, keys: a.keys + g * d, values: a.values + g * d,
-                     valid: a.offset + i + 1, kvWidth: kvWidth, headDim: d, scale: scale)
+                let g = local / t, i = local % t, h = g * group
+                // Score rows of head h, query i at (h·t + i)·context: the group's rows are t·context apart.
+                groupItem(out: a.out + i * qWidth + h * d, scores: scores + a.scores + (h * t + i) * context, scoreStride: t * context,
+                          q: a.q + i * qWidth + h * d, heads: group, keys: a.keys + g * d, values: a.values + g * d,
+                          valid: a.offset + i + 1, kvWidth: kvWidth, headDim: d, scale: scale)
                 index += 1
-                if index - first == heads * t, index < end { first = index; s += 1 }
+                if index - first == kvHeads * t, index < end { first = index; s += 1 }
             }
         }
     }
 
-    /// One query of one head over `valid` cached rows: scores, softmax, weighted sum of values
-    /// (the two products in C: `lf_attention_scores`, `lf_attention_values`).
+    /// One query of a GQA group's `heads` query heads (side by side in `q` and `out`) over their
+    /// `valid` shared cached rows: scores, softmax per head, weighted sum of values (the two
+    /// products in C: `lf_attention_scores`, `lf_attention_values`).
     @inline(__always)
-    static func item(out o: UnsafeMutablePointer<Float>, scores row: UnsafeMutablePointer<Float>, q qv: UnsafePointer<Float>,
-                     keys: UnsafePointer<Float>, values: UnsafePointer<Float>, valid: Int, kvWidth: Int, headDim d: Int, scale: Float) {
-        lf_attention_scores(qv, d, keys, kvWidth, valid, scale, row)
-        softmax(row, count: valid)
-        lf_attention_values(row, valid, values, kvWidth, d, o)
+    static func groupItem(out o: UnsafeMutablePointer<Float>, scores rows: UnsafeMutablePointer<Float>, scoreStride: Int,
+                          q qv: UnsafePointer<Float>, heads: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                          valid: Int, kvWidth: Int, headDim d: Int, scale: Float) {
+        lf_attention_scores(qv, heads, d, keys, kvWidth, valid, scale, rows, scoreStride)
+        for h in 0..<heads { softmax(rows + h * scoreStride, count: valid) }
+        lf_attention_values(rows, scoreStride, heads, valid, values, kvWidth, d, o)
     }
 
     /// In place, max-subtracted, e^x 16 lanes at a time (`VectorExp`, within 1 ulp; glibc's scalar

@@ -72,13 +72,17 @@ typedef struct {
 void lf_linear(int layout, const lf_job *jobs, int njobs, long blocks, const int16_t *q, const float *scale,
                const float *sums, long vectors);
 
-// ---- Decode attention (one query of one head over its cached keys; AVX2 + FMA) ----
+// ---- Decode attention (one query of a GQA group's heads over their shared cached keys) ----
 
-/// scores[j] = scale · q · keys[j·kv_stride ..< +d] for j < valid (q [d]).
-void lf_attention_scores(const float *q, long d, const float *keys, long kv_stride, long valid, float scale, float *scores);
+/// scores[h·score_stride + j] = scale · q_h · keys[j·kv_stride ..< +d] for h < heads, j < valid
+/// (q_h = q + h·d: the group's query heads side by side).
+void lf_attention_scores(const float *q, long heads, long d, const float *keys, long kv_stride, long valid, float scale, float *scores,
+                         long score_stride);
 
-/// out[e] = Σ_j probs[j] · values[j·kv_stride + e] for e < d, j < valid (overwrites out [d]).
-void lf_attention_values(const float *probs, long valid, const float *values, long kv_stride, long d, float *out);
+/// out[h·d + e] = Σ_j probs[h·prob_stride + j] · values[j·kv_stride + e] for h < heads, e < d,
+/// j < valid (overwrites out [heads·d]).
+void lf_attention_values(const float *probs, long prob_stride, long heads, long valid, const float *values, long kv_stride, long d,
+                         float *out);
 
 // ---- Thread pool ----
 
