@@ -29,13 +29,9 @@ final class DecodeAttentionKernelTests: XCTestCase {
         lf_attention_scores(q, heads, d, keys, stride, valid, scale, &scores, scoreStride)
         for h in 0..<heads {
             for j in 0..<valid {
-                var exact = 0.0, magnitude = 0.0
-                for e in 0..<d {
-                    exact += Double(q[h * d + e]) * Double(keys[j * stride + e])
-                    magnitude += abs(Double(q[h * d + e]) * Double(keys[j * stride + e]))
-                }
-                exact *= Double(scale)
-                XCTAssertEqual(Double(scores[h * scoreStride + j]), exact, accuracy: 1e-6 * magnitude + 1e-7, "scores \(label) head \(h) key \(j)")
+                let (exact, magnitude) = dot(d) { Double(q[h * d + $0]) * Double(keys[j * stride + $0]) }
+                XCTAssertEqual(Double(scores[h * scoreStride + j]), exact * Double(scale), accuracy: 1e-6 * magnitude + 1e-7,
+                               "scores \(label) head \(h) key \(j)")
             }
             for j in valid..<scoreStride { XCTAssertTrue(scores[h * scoreStride + j].isNaN, "scores \(label): wrote past the row") }
         }
@@ -44,13 +40,20 @@ final class DecodeAttentionKernelTests: XCTestCase {
         lf_attention_values(probs, scoreStride, heads, valid, values, stride, d, &out)
         for h in 0..<heads {
             for e in 0..<d {
-                var exact = 0.0, magnitude = 0.0
-                for j in 0..<valid {
-                    exact += Double(probs[h * scoreStride + j]) * Double(values[j * stride + e])
-                    magnitude += abs(Double(probs[h * scoreStride + j]) * Double(values[j * stride + e]))
-                }
+                let (exact, magnitude) = dot(valid) { Double(probs[h * scoreStride + $0]) * Double(values[$0 * stride + e]) }
                 XCTAssertEqual(Double(out[h * d + e]), exact, accuracy: 1e-6 * magnitude + 1e-7, "values \(label) head \(h) column \(e)")
             }
         }
+    }
+
+    /// Σ term(i) and Σ |term(i)| over i < count, in Float64.
+    private func dot(_ count: Int, _ term: (Int) -> Double) -> (sum: Double, magnitude: Double) {
+        var sum = 0.0, magnitude = 0.0
+        for i in 0..<count {
+            let p = term(i)
+            sum += p
+            magnitude += abs(p)
+        }
+        return (sum, magnitude)
     }
 }
