@@ -186,6 +186,13 @@ public final class GGUFFile: TensorSource {
         return UnsafeRawBufferPointer(start: UnsafeRawPointer(base) + entry.start, count: entry.info.byteCount)
     }
 
+    /// Drop the tensor's resident pages (its bytes were copied into another layout); reading them
+    /// again faults them back in from the file.
+    public func releasePages(_ name: String) {
+        guard let entry = entries[name] else { return }
+        file.release(entry.start..<(entry.start + entry.info.byteCount))
+    }
+
     /// The GGML type a tensor is stored in.
     public func ggmlType(_ name: String) -> GGMLType? { entries[name]?.info.dtype.ggmlType }
 

@@ -42,6 +42,16 @@ public final class MappedFile {
         releasedUpTo = end
     }
 
+    /// Drop the resident pages lying wholly inside `range` (byte offsets): bytes the caller has
+    /// copied elsewhere. A later read of them faults them back in from the file.
+    public func release(_ range: Range<Int>) {
+        guard let base else { return }
+        let start = (max(0, range.lowerBound) + pageSize - 1) / pageSize * pageSize
+        let end = min(count, range.upperBound) / pageSize * pageSize
+        guard end > start else { return }
+        madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+    }
+
     deinit {
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
     }

@@ -81,7 +81,14 @@ public final class WeightMatrix {
             guard raw.count == rows * rowBytes else {
                 throw ForgeError(.badInput, "holds \(raw.count) bytes, expected \(rows * rowBytes)", file: file.path, location: "tensor '\(tensor)'")
             }
-            guard let order = rowOrder else { return WeightMatrix(name: tensor, rows: rows, columns: columns, storage: .blocks(type, base), owner: file) }
+            guard let order = rowOrder else {
+                let matrix = WeightMatrix(name: tensor, rows: rows, columns: columns, storage: .blocks(type, base), owner: file)
+                // The kernels read the interleaved copy; the mapped blocks are only read again
+                // for embedding rows or by the other kernels (faulted back in then). Without
+                // this, every weight would stay resident twice.
+                if matrix.interleaved != nil { file.releasePages(tensor) }
+                return matrix
+            }
             let copy = OwnedBytes(count: raw.count)
             for (to, from) in order.enumerated() {
                 copy.pointer.advanced(by: to * rowBytes).copyMemory(from: base + from * rowBytes, byteCount: rowBytes)
