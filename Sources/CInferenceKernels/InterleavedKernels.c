@@ -9,8 +9,9 @@
 // with no float work in between, and its scaling (one conversion, one scale product, one FMA, one
 // more FMA for the Q4 offset) is paid once per 16 rows × block × vector instead of once per row ×
 // 2 blocks × vector. The 16 row results are already in one register: stored, never reduced.
-// Measured single-thread, L2-warm (bench/pair_kernel_bench.sh): 8-vector products 0.44–0.57× the
-// pair kernel's time, 1-vector 0.29–0.35× (Q8_0's 30 MB head: 0.75×, memory-bound).
+// Measured single-thread, L2-warm (bench/block_kernel_bench.sh --against a5bdc2d, final version):
+// 8-vector products 0.35–0.52× the pair kernel's time, 1-vector 0.27–0.41× (Q8_0's 30 MB head:
+// 0.49× and 0.66×, the latter memory-bound).
 //
 // Layout (lf_interleave): rows padded to a multiple of 16; per group of 16 rows and per block,
 //   Q4_0/Q4_1: fp16 d[16], fp16 m[16] (Q4_0: m = −8·d, exact in fp16), 8 chunks of 32 bytes:
@@ -149,7 +150,8 @@ VNNI void lf_quantize_panels_swiglu(const float *gate, const float *up, long vec
 }
 
 // Groups [g0, g1) × one panel of G vectors (G ≤ 8, a constant after inlining). C int32 chains per
-// vector keep ≥ 4 vpdpwssd in flight when G is small (latency 5, one per cycle).
+// vector keep ≥ 8 independent vpdpwssd chains (latency 5, two issued per cycle here: a block's 16
+// into one accumulator were a latency chain — 8 vectors with C = 2 took 0.77× the time of C = 1).
 static VNNI INLINE void interleaved_rows(const int G, const int C, const int type, const uint8_t *weights, long g0, long g1,
                                          long rows, long blocks, const int16_t *q, const float *scale, const float *sums,
                                          const float *bias, float *out, long out_stride) {
