@@ -4,15 +4,18 @@ import ForgeCore
 /// Float32 → Q4_0 / Q4_1 / Q8_0 blocks with ggml's reference rounding (quantize_row_*_ref), for
 /// tests and for quantizing a float model in memory. Rows of `columns` (a multiple of 32) floats.
 public enum BlockQuantizer {
-    /// The blocks of a `[rows, columns]` matrix, as a `WeightMatrix`.
-    public static func matrix(_ type: GGMLType, name: String, values: UnsafePointer<Float>, rows: Int, columns: Int) throws -> WeightMatrix {
+    /// The blocks of a `[rows, columns]` matrix, as a `WeightMatrix` (`products: false`: only read
+    /// row by row, no interleaved copy).
+    public static func matrix(_ type: GGMLType, name: String, values: UnsafePointer<Float>, rows: Int, columns: Int,
+                              products: Bool = true) throws -> WeightMatrix {
         guard WeightMatrix.directTypes.contains(type), columns % 32 == 0 else {
             throw ForgeError(.usage, "\(name): cannot quantize \(columns) columns to \(type.name)")
         }
         let blocks = rows * columns / 32
         let bytes = OwnedBytes(count: blocks * type.typeSize)
         for b in 0..<blocks { quantize(type, values + b * 32, into: bytes.pointer + b * type.typeSize) }
-        return WeightMatrix(name: name, rows: rows, columns: columns, storage: .blocks(type, UnsafeRawPointer(bytes.pointer)), owner: bytes)
+        return WeightMatrix(name: name, rows: rows, columns: columns, storage: .blocks(type, UnsafeRawPointer(bytes.pointer)), owner: bytes,
+                            products: products)
     }
 
     static func storeHalf(_ value: Float, _ to: UnsafeMutableRawPointer) {

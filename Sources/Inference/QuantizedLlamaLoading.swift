@@ -43,8 +43,8 @@ extension QuantizedLlama {
             for h in 0..<heads { for i in 0..<half { for j in 0..<2 { order[h * d + j * half + i] = h * d + 2 * i + j } } }
             return order
         }
-        func matrix(_ name: String, heads: Int? = nil) throws -> WeightMatrix {
-            try WeightMatrix.load(file, tensor: try key(name), rowOrder: heads.flatMap { order(heads: $0) })
+        func matrix(_ name: String, heads: Int? = nil, products: Bool = true) throws -> WeightMatrix {
+            try WeightMatrix.load(file, tensor: try key(name), rowOrder: heads.flatMap { order(heads: $0) }, products: products)
         }
         func vector(_ name: String, heads: Int? = nil) throws -> FloatBuffer {
             let k = try key(name)
@@ -75,7 +75,8 @@ extension QuantizedLlama {
                 upBias: try optionalVector(n("mlp.up_proj.bias"), c.mlpBias),
                 downBias: try optionalVector(n("mlp.down_proj.bias"), c.mlpBias)))
         }
-        let embedding = try matrix(LlamaParameterNames.embedTokens)
+        // Tied: the table is also the head's product, so it gets the kernels' copy.
+        let embedding = try matrix(LlamaParameterNames.embedTokens, products: c.tieWordEmbeddings)
         let finalNorm = try vector(LlamaParameterNames.finalNorm)
         let head: WeightMatrix
         if c.tieWordEmbeddings {
@@ -98,8 +99,8 @@ extension QuantizedLlama {
     public static func quantizing(_ model: LlamaModel, to type: GGMLType, embeddingType: GGMLType? = nil) throws -> QuantizedLlama {
         let c = model.config
         let storage = model.parameters.storage.pointer
-        func matrix(_ offset: Int, _ rows: Int, _ columns: Int, _ name: String, as kind: GGMLType = type) throws -> WeightMatrix {
-            try BlockQuantizer.matrix(kind, name: name, values: storage + offset, rows: rows, columns: columns)
+        func matrix(_ offset: Int, _ rows: Int, _ columns: Int, _ name: String, as kind: GGMLType = type, products: Bool = true) throws -> WeightMatrix {
+            try BlockQuantizer.matrix(kind, name: name, values: storage + offset, rows: rows, columns: columns, products: products)
         }
         func vector(_ offset: Int?, _ count: Int) -> FloatBuffer? {
             guard let offset else { return nil }
@@ -120,7 +121,8 @@ extension QuantizedLlama {
                 oBias: vector(w.oBias, c.hiddenSize), gateBias: vector(w.gateBias, c.intermediateSize),
                 upBias: vector(w.upBias, c.intermediateSize), downBias: vector(w.downBias, c.hiddenSize)))
         }
-        let embedding = try matrix(model.embedOffset, c.vocabSize, c.hiddenSize, "embed_tokens", as: embeddingType ?? type)
+        let embedding = try matrix(model.embedOffset, c.vocabSize, c.hiddenSize, "embed_tokens", as: embeddingType ?? type,
+                                   products: c.tieWordEmbeddings)
         let head = c.tieWordEmbeddings ? embedding : try matrix(model.headOffset, c.vocabSize, c.hiddenSize, "lm_head")
         return try QuantizedLlama(config: c, embedding: embedding, head: head, finalNorm: vector(model.finalNormOffset, c.hiddenSize)!, layers: layers)
     }

@@ -27,13 +27,15 @@ public final class WeightMatrix {
     /// The GGML types read directly by `BlockDot`.
     public static let directTypes: Set<GGMLType> = [.q4_0, .q4_1, .q8_0]
 
-    init(name: String, rows: Int, columns: Int, storage: Storage, owner: AnyObject) {
+    /// `products: false` for a matrix only read row by row (an untied embedding table): no
+    /// interleaved copy.
+    init(name: String, rows: Int, columns: Int, storage: Storage, owner: AnyObject, products: Bool = true) {
         self.name = name
         self.rows = rows
         self.columns = columns
         self.storage = storage
         self.owner = owner
-        interleaved = WeightMatrix.interleave(storage, rows: rows, columns: columns)
+        interleaved = products ? WeightMatrix.interleave(storage, rows: rows, columns: columns) : nil
     }
 
     private static func interleave(_ storage: Storage, rows: Int, columns: Int) -> OwnedBytes? {
@@ -66,7 +68,8 @@ public final class WeightMatrix {
 
     /// A 2-D tensor of `file`. `rowOrder[i]` (when given) is the stored row that becomes row i
     /// (GGUF's Q/K permutation undone); the reordered rows are copied into owned memory.
-    static func load(_ file: GGUFFile, tensor: String, rowOrder: [Int]? = nil) throws -> WeightMatrix {
+    /// `products: false`: the matrix is only read row by row (see `init`).
+    static func load(_ file: GGUFFile, tensor: String, rowOrder: [Int]? = nil, products: Bool = true) throws -> WeightMatrix {
         let info = try file.requireInfo(tensor)
         guard info.shape.count == 2 else {
             throw ForgeError(.badInput, "expected a matrix, found shape \(info.shape)", file: file.path, location: "tensor '\(tensor)'")
@@ -82,7 +85,8 @@ public final class WeightMatrix {
                 throw ForgeError(.badInput, "holds \(raw.count) bytes, expected \(rows * rowBytes)", file: file.path, location: "tensor '\(tensor)'")
             }
             guard let order = rowOrder else {
-                let matrix = WeightMatrix(name: tensor, rows: rows, columns: columns, storage: .blocks(type, base), owner: file)
+                let matrix = WeightMatrix(name: tensor, rows: rows, columns: columns, storage: .blocks(type, base), owner: file,
+                                          products: products)
                 // The kernels read the interleaved copy; the mapped blocks are only read again
                 // for embedding rows or by the other kernels (faulted back in then). Without
                 // this, every weight would stay resident twice.
@@ -93,7 +97,8 @@ public final class WeightMatrix {
             for (to, from) in order.enumerated() {
                 copy.pointer.advanced(by: to * rowBytes).copyMemory(from: base + from * rowBytes, byteCount: rowBytes)
             }
-            return WeightMatrix(name: tensor, rows: rows, columns: columns, storage: .blocks(type, UnsafeRawPointer(copy.pointer)), owner: copy)
+            return WeightMatrix(name: tensor, rows: rows, columns: columns, storage: .blocks(type, UnsafeRawPointer(copy.pointer)), owner: copy,
+                                products: products)
         }
         if type == .f32, rowOrder == nil, let base = raw.baseAddress, Int(bitPattern: base) % 4 == 0 {
             return WeightMatrix(name: tensor, rows: rows, columns: columns,
