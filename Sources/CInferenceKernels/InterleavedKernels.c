@@ -21,7 +21,8 @@
 // 320 bytes per 16 × 32 Q4 weights (5 bits each, as Q4_1), 544 for Q8_0 (8.5 bits).
 //
 // Exactness: the integer products are exact (|q| ≤ 15 or 128, |x| ≤ 32767, 32 products per lane:
-// < 2^27), so the block sums equal the previous kernel's; only Float32 accumulation order differs.
+// < 2^27), so the block sums equal the previous kernel's; converting a Q8_0 sum above 2^24 to
+// Float32 rounds (2^-24 relative, as any Float32 add), and the accumulation order differs.
 #include "InferenceKernels.h"
 #include <immintrin.h>
 #include <string.h>

@@ -69,8 +69,9 @@ final class BlockDotTests: XCTestCase {
         print("\(type.name) \(kernel) \(rows)×\(columns), \(vectors) vector(s): worst |Δ|/Σ|w·x| = \(worst)")
     }
 
-    /// Odd block counts (the VNNI kernel's lone last block), one block, bias, and more vectors
-    /// than one register group (8): remainder groups, for every type and kernel.
+    /// Odd block counts, one block, row counts that are not multiples of 16 (the VNNI kernel's
+    /// padded, masked last group), bias, and more vectors than one register group (8): remainder
+    /// groups, for every type and kernel.
     func testOddBlockCountsBiasAndVectorGroups() throws {
         for type in [GGMLType.q4_0, .q4_1, .q8_0] {
             try check(type, rows: 19, columns: 32, vectors: 1, bias: true)

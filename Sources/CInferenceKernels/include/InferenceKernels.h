@@ -25,8 +25,9 @@ int lf_has_vnni(void);
 
 // ---- Row kernels: out[v·out_stride + r] = W[r] · x[v] for r in [row_begin, row_end) ----
 // W holds `blocks` GGML blocks per row of type `ggml_type` (2 = Q4_0, 3 = Q4_1, 8 = Q8_0). Integer
-// products are exact (int16 · 4/8-bit weights summed in int32, < 2^24 per lane before conversion);
-// the only rounding beyond Float32 accumulation is x's int16 quantization (1/65534 of the block max).
+// products are exact (int16 · 4/8-bit weights summed in int32: a Q8_0 block's sum can pass 2^24, so
+// its conversion to Float32 rounds like any Float32 add); the only rounding beyond Float32
+// accumulation is x's int16 quantization (1/65534 of the block max).
 
 /// AVX2 (vpmaddwd), x in the i16 layout.
 void lf_rows_i16(int ggml_type, const uint8_t *weights, long row_begin, long row_end, long blocks,
