@@ -91,6 +91,9 @@ public final class Trainer {
         guard options.totalSteps > 0 else { throw ForgeError(.usage, "total_steps must be positive") }
         self.lora = lora
         _ = BLASRuntime.ensureBestCore()  // before the first sgemm (see BLASRuntime)
+        // Idle OpenBLAS workers would otherwise poll ~0.13 s after every product, against our own
+        // workers' attention / element-wise sections (see BLASRuntime.setIdlePoll).
+        BLASRuntime.useTrainingIdlePoll()
         self.engine = engine
         self.model = model
         self.options = options
