@@ -73,8 +73,10 @@ let package = Package(
         ]),
 
         // ---- The engine core: checkpoints, tokenizers, images, tensor math, models. ----
+        // Training attention blocks (AVX-512 register tiles + softmax rows, chosen at run time).
+        .target(name: "CTrainingKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Tensor math on OpenBLAS (sgemm/sgemv, OpenBLAS core selection) and SIMD element-wise kernels.
-        .target(name: "TensorMath", dependencies: ["ForgeCore", "COpenBLAS"], swiftSettings: hotPath),
+        .target(name: "TensorMath", dependencies: ["ForgeCore", "COpenBLAS", "CTrainingKernels"], swiftSettings: hotPath),
         // safetensors (single/sharded, mmap) and GGUF (metadata, tensor infos, dequantization).
         .target(name: "Checkpoints", dependencies: ["ForgeCore"], swiftSettings: hotPath),
         // HF tokenizer.json BPE (byte-level and SentencePiece-style), GGUF tokenizers, chat templates.

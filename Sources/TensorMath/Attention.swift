@@ -1,3 +1,4 @@
+import CTrainingKernels
 import Foundation
 
 /// Scaled dot-product attention with grouped-query heads.
@@ -67,6 +68,18 @@ public enum Attention {
     /// can measure other sizes; set it before any attention runs, never concurrently.
     nonisolated(unsafe) public static var causalBlockRows = 128
 
+    /// Whether blocks run on the AVX-512 kernels of CTrainingKernels (AttentionBlocks.c) rather
+    /// than single-threaded sgemms and the Swift softmax: when the CPU has AVX-512 and the head
+    /// dim is a multiple of 16 (SmolLM2, ViT-B: 64). Measured why in AttentionBlocks.c. A variable
+    /// so tests and `TrainBench --kernels` can run both paths; never change it concurrently.
+    nonisolated(unsafe) public static var blockKernelsEnabled = true
+
+    public static func usesBlockKernels(headDim: Int) -> Bool {
+        blockKernelsEnabled && lf_attention_blocks_supported(headDim) != 0
+    }
+
+    static func usesBlockKernels(_ shape: Shape) -> Bool { usesBlockKernels(headDim: shape.headDim) }
+
     /// Floats of probs for packed sequences of `segments` lengths.
     public static func probsCount(heads: Int, segments: [Int]) -> Int { heads * segments.reduce(0) { $0 + $1 * $1 } }
 
@@ -115,6 +128,12 @@ public enum Attention {
             probsOffset = segment.probsOffset + (g * t + r0) * shape.groupSize * t
             kvOffset = segment.start * shape.kvWidth + g * shape.headDim
         }
+
+        /// The block as the C kernels take it.
+        func kernelBlock(_ shape: Shape, scale: Float) -> lf_attention_block {
+            lf_attention_block(rows: rows, keys: keys, head_dim: shape.headDim, group: shape.groupSize, first_token: r0,
+                               causal: shape.causal ? 1 : 0, scale: scale)
+        }
     }
 
     /// Query blocks of every (segment, kv group): rows r0..<r1 of the group's heads attend to keys
@@ -157,13 +176,18 @@ public enum Attention {
         items.enumerated().sorted { $0.element.cost != $1.element.cost ? $0.element.cost > $1.element.cost : $0.offset < $1.offset }.map(\.element)
     }
 
-    /// Items over our workers with single-threaded BLAS.
-    static func run(_ items: [Item], _ body: (Item) -> Void) {
-        BLASRuntime.withSingleThreadedBLAS {
+    /// Items over our workers, with single-threaded BLAS when the items call sgemm. The block
+    /// kernels call none, and leave OpenBLAS's thread count alone: raising it back after the loop
+    /// wakes its worker, which then polls for work on one of our two cores while the next items
+    /// run (`TrainBench --kernels`: a SmolLM2 layer's attention forward 7.6 ms wall / 14.3 ms CPU
+    /// with the switch, 4.2 / 8.1 without).
+    static func run(_ items: [Item], blas: Bool = true, _ body: (Item) -> Void) {
+        func loop() {
             items.withUnsafeBufferPointer { list in
                 Parallel.forEachItem(list.count) { body(list[$0]) }
             }
         }
+        if blas { BLASRuntime.withSingleThreadedBLAS(loop) } else { loop() }
     }
 
     /// Rows r0..<r1 of one group's stacked operand: in place in the `[T, heads·D]` tensor when the
@@ -229,17 +253,27 @@ public enum Attention {
         OpProfile.measure("attention.forward") {
             let d = shape.headDim, kw = shape.kvWidth, gs = shape.groupSize
             let segments = layout(lengths, heads: shape.heads)
+            let blockKernels = usesBlockKernels(shape)
             // Stacked q rows, then (same rows, once their scores are formed) the stacked out rows.
             let scratch = gs > 1 ? stackScratch.take(count: shape.tokens * shape.qWidth) : nil
             defer { if let scratch { stackScratch.give(scratch) } }
             let packed = scratch?.pointer
-            run(queryBlocks(segments, shape)) { item in
+            run(queryBlocks(segments, shape), blas: !blockKernels) { item in
                 let b = Block(item, segments, shape)
                 let (t, g, r0, keys, rows, first, tokens) = (b.t, b.g, b.r0, b.keys, b.rows, b.first, b.tokens)
                 // The group's stacked probs rows r0·G..<r1·G, [rows, t].
                 let p = probs + b.probsOffset, ks = k + b.kvOffset, vs = v + b.kvOffset
                 if let packed { pack(q, into: packed, group: g, rows: tokens, shape: shape) }
                 let qs = stacked(UnsafeMutablePointer(mutating: q), packed: packed, group: g, row: first, shape: shape)
+                let os = stacked(out, packed: packed, group: g, row: first, shape: shape)
+                if blockKernels {
+                    var block = b.kernelBlock(shape, scale: scale)
+                    let scratch = blockScratch.take(count: lf_attention_block_scratch(block.rows, block.keys, d))
+                    lf_attention_block_forward(&block, qs.base, qs.ld, ks, vs, kw, p, t, t, os.base, os.ld, scratch.pointer)
+                    blockScratch.give(scratch)
+                    if let packed { unpack(packed, into: out, group: g, rows: tokens, shape: shape, accumulate: false) }
+                    return
+                }
                 // scores [rows, 0..<keys] = scale · q_stacked · k_gᵀ
                 BLAS.gemm(.none, .transpose, m: rows, n: keys, k: d, alpha: scale,
                           a: qs.base, lda: qs.ld, b: ks, ldb: kw, c: p, ldc: t)
@@ -251,7 +285,6 @@ public enum Attention {
                     }
                 }
                 // out_stacked = probs · v_g (no weight past key r1 in a causal block)
-                let os = stacked(out, packed: packed, group: g, row: first, shape: shape)
                 BLAS.gemm(.none, .none, m: rows, n: d, k: keys, a: p, lda: t, b: vs, ldb: kw, c: os.base, ldc: os.ld)
                 if let packed { unpack(packed, into: out, group: g, rows: tokens, shape: shape, accumulate: false) }
             }
@@ -310,4 +343,6 @@ extension Attention {
     static let partialScratch = ScratchCache()
     /// Stacked (packed) q / dout / out / dq rows of groups with several heads.
     static let stackScratch = ScratchCache()
+    /// Each worker's scratch of the block kernels (transposed keys or values, the dscores block).
+    static let blockScratch = BufferPool()
 }

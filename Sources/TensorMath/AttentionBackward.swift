@@ -1,3 +1,4 @@
+import CTrainingKernels
 import Foundation
 
 /// Attention backward: one pass of work items, each a query block of one kv group, that uses its
@@ -55,7 +56,8 @@ extension Attention {
             let dvPartials = partials.pointer, dkPartials = partials.pointer + plan.count
             let maxRows = causalBlockRows * gs, maxKeys = lengths.max() ?? 0
             let betaFirst: Float = accumulate ? 1 : 0
-            run(queryBlocks(segments, shape)) { item in
+            let blockKernels = usesBlockKernels(shape)
+            run(queryBlocks(segments, shape), blas: !blockKernels) { item in
                 let b = Block(item, segments, shape)
                 let (t, g, r0, keys, rows, first, tokens) = (b.t, b.g, b.r0, b.keys, b.rows, b.first, b.tokens)
                 let p = probs + b.probsOffset, vs = v + b.kvOffset, ks = k + b.kvOffset
@@ -65,6 +67,18 @@ extension Attention {
                 }
                 let dos = stacked(UnsafeMutablePointer(mutating: dout), packed: doutPacked, group: g, row: first, shape: shape)
                 let qs = stacked(UnsafeMutablePointer(mutating: q), packed: qPacked, group: g, row: first, shape: shape)
+                let offset = plan.offset(segment: item.segment, group: g, block: r0 / causalBlockRows)
+                if blockKernels {
+                    let dqs = stacked(dq, packed: dqPacked, group: g, row: first, shape: shape)
+                    var kernel = b.kernelBlock(shape, scale: scale)
+                    let scratch = blockScratch.take(count: lf_attention_block_scratch(maxRows, maxKeys, d))
+                    lf_attention_block_backward(&kernel, qs.base, qs.ld, ks, vs, kw, dos.base, dos.ld, p, t,
+                                                dqs.base, dqs.ld, dqPacked == nil && accumulate ? 1 : 0,
+                                                dvPartials + offset, dkPartials + offset, scratch.pointer)
+                    blockScratch.give(scratch)
+                    if let dqPacked { unpack(dqPacked, into: dq, group: g, rows: tokens, shape: shape, accumulate: accumulate) }
+                    return
+                }
                 let block = dscoresPool.take(count: maxRows * maxKeys)
                 defer { dscoresPool.give(block) }
                 let ds = block.pointer  // [rows, keys]
@@ -81,7 +95,6 @@ extension Attention {
                           beta: dqPacked == nil ? betaFirst : 0, c: dqs.base, ldc: dqs.ld)
                 if let dqPacked { unpack(dqPacked, into: dq, group: g, rows: tokens, shape: shape, accumulate: accumulate) }
                 // This block's share of dv and dk for keys 0..<keys (masked entries of p and ds are 0).
-                let offset = plan.offset(segment: item.segment, group: g, block: r0 / causalBlockRows)
                 BLAS.gemm(.transpose, .none, m: keys, n: d, k: rows, a: p, lda: t, b: dos.base, ldb: dos.ld,
                           c: dvPartials + offset, ldc: d)
                 BLAS.gemm(.transpose, .none, m: keys, n: d, k: rows, alpha: scale, a: ds, lda: keys, b: qs.base, ldb: qs.ld,
@@ -89,7 +102,7 @@ extension Attention {
             }
             // dk/dv rows c0..<c1 of a group = Σ, block by block in order, of the partials that cover them.
             OpProfile.measure("attention.backward.sum") {
-                run(keyBlocks(segments, shape)) { item in
+                run(keyBlocks(segments, shape), blas: false) { item in
                     let segment = segments[item.segment], t = segment.length, g = item.group
                     let blocks = (t + causalBlockRows - 1) / causalBlockRows
                     let firstBlock = shape.causal ? item.r0 / causalBlockRows : 0

@@ -72,15 +72,24 @@ final class KernelTests: XCTestCase {
     /// Several causal query blocks (128 rows each: T = 300 → 3 blocks, the last short; 257 → a
     /// 1-row last block; 256 → exact), plain and grouped heads (groups of 1, 2 and 3 query heads
     /// stacked over one kv head), against Float64; backward accumulates onto nonzero gradients.
+    ///
+    /// Head dims that are multiples of 16 run on the AVX-512 block kernels where the CPU has them
+    /// (AttentionBlocks.c), so every case runs both ways: the kernels and the sgemm path.
     func testBlockCausalAttentionMatchesNaiveForwardAndBackward() {
         let cases: [(causal: Bool, t: Int, heads: Int, kvHeads: Int, d: Int)] = [
             (true, 300, 4, 2, 8), (false, 70, 4, 2, 8), (true, 300, 6, 2, 8), (true, 257, 4, 2, 16),
             (true, 256, 3, 1, 8), (true, 130, 3, 3, 8), (false, 150, 6, 2, 8),
+            (true, 200, 6, 2, 64), (false, 197, 2, 2, 64), (true, 131, 2, 1, 32), (false, 21, 3, 1, 48),
         ]
+        if CPUFeatures.current().hasAVX512 { XCTAssertTrue(Attention.usesBlockKernels(headDim: 64), "AVX-512 CPU, D = 64") }
+        XCTAssertFalse(Attention.usesBlockKernels(headDim: 8))
+        defer { Attention.blockKernelsEnabled = true }
+        for blockKernels in [true, false] {
+        Attention.blockKernelsEnabled = blockKernels
         for c in cases {
             let shape = Attention.Shape(tokens: c.t, heads: c.heads, kvHeads: c.kvHeads, headDim: c.d, causal: c.causal)
             let t = c.t, qw = c.heads * c.d, kw = c.kvHeads * c.d, scale: Float = 0.7
-            let what = "causal \(c.causal) T=\(t) heads \(c.heads)/\(c.kvHeads) D=\(c.d)"
+            let what = "causal \(c.causal) T=\(t) heads \(c.heads)/\(c.kvHeads) D=\(c.d) kernels \(Attention.usesBlockKernels(headDim: c.d))"
             let q = buffer(t * qw), k = buffer(t * kw), v = buffer(t * kw), dout = buffer(t * qw)
             let out = FloatBuffer(count: t * qw), probs = FloatBuffer(count: shape.probsCount)
             probs.fill(.nan)  // every entry must be written (masked ones as 0)
@@ -97,14 +106,17 @@ final class KernelTests: XCTestCase {
             assertClose(dk.pointer, ref.dk, tolerance: 1e-5, "dk (\(what))")
             assertClose(dv.pointer, ref.dv, tolerance: 1e-5, "dv (\(what))")
         }
+        }
     }
 
     /// Packed sequences (one pass over every segment's groups) give what each sequence gives alone
     /// and what Float64 gives, and `accumulate: false` writes the gradients without reading them
     /// (NaN-filled buffers) — for single-head groups and groups of 2 and 3 stacked heads.
     func testPackedAttentionMatchesPerSequenceAndOverwritesGradients() {
-        for (heads, kvHeads) in [(4, 2), (6, 2), (4, 4)] {
-            let segments = [300, 70, 129], d = 8, t = segments.reduce(0, +)
+        defer { Attention.blockKernelsEnabled = true }
+        for (heads, kvHeads, d, blockKernels) in [(4, 2, 8, false), (6, 2, 8, false), (4, 4, 8, false), (6, 2, 16, true), (4, 4, 16, true), (6, 2, 16, false)] {
+            Attention.blockKernelsEnabled = blockKernels
+            let segments = [300, 70, 129], t = segments.reduce(0, +)
             let qw = heads * d, kw = kvHeads * d, scale: Float = 0.6
             let q = buffer(t * qw), k = buffer(t * kw), v = buffer(t * kw), dout = buffer(t * qw)
             let shape = Attention.Shape(tokens: t, heads: heads, kvHeads: kvHeads, headDim: d, causal: true)
@@ -118,7 +130,7 @@ final class KernelTests: XCTestCase {
                                q: q.pointer, k: k.pointer, v: v.pointer, segments: segments, shape: shape, scale: scale, accumulate: false)
             var start = 0, probsOffset = 0
             for n in segments {
-                let what = "segment of \(n), heads \(heads)/\(kvHeads)"
+                let what = "segment of \(n), heads \(heads)/\(kvHeads), D \(d), kernels \(Attention.usesBlockKernels(headDim: d))"
                 let one = Attention.Shape(tokens: n, heads: heads, kvHeads: kvHeads, headDim: d, causal: true)
                 let soloOut = FloatBuffer(count: n * qw), soloProbs = FloatBuffer(count: one.probsCount)
                 Attention.forward(out: soloOut.pointer, probs: soloProbs.pointer, q: q.pointer + start * qw, k: k.pointer + start * kw,
