@@ -1,5 +1,6 @@
 // Training attention, one query block of one kv group per call: the products as AVX-512
-// register tiles (6 rows × 64 columns, 24 accumulators) and the softmax rows in between.
+// register tiles (6 rows × 64 columns, 24 accumulators) and the softmax rows in between. The
+// keys (forward) and values (backward) come transposed, once per call and group, not per block.
 //
 // Why not sgemm: the block's products have D = 64 on one side (q·kᵀ has K = 64, p·v and the
 // dk/dv shares have N = 64) and run single-threaded, one item per worker. OpenBLAS ran them at
@@ -33,7 +34,8 @@ int lf_attention_blocks_supported(long head_dim) {
 static long round16(long n) { return (n + 15) / 16 * 16; }
 
 long lf_attention_block_scratch(long rows, long keys, long head_dim) {
-    return head_dim * round16(keys) + rows * round16(keys);
+    (void)head_dim;
+    return rows * round16(keys);
 }
 
 // Keys stacked row i sees (1 ... keys).
@@ -152,11 +154,17 @@ static AVX512 void masked_scores(const lf_attention_block *blk, const float *a, 
     }
 }
 
-// bt[e, j] = x[j, e] for j < keys: `[keys, D]` at ld → `[D, kp]`.
-static AVX512 void transpose(const float *x, long ld, long keys, long d, float *bt, long kp) {
-    for (long j = 0; j < keys; j++) {
-        const float *row = x + j * ld;
-        for (long e = 0; e < d; e++) bt[e * kp + j] = row[e];
+// bt[e, j] = x[j, e] for j < keys: `[keys, D]` at ld → `[D, ldt]`, 16 keys per gather.
+AVX512 void lf_attention_transpose(const float *x, long ld, long keys, long d, float *bt, long ldt) {
+    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32((int)ld));
+    long j = 0;
+    for (; j + 16 <= keys; j += 16)
+        for (long e = 0; e < d; e++) _mm512_storeu_ps(bt + e * ldt + j, _mm512_i32gather_ps(rows, x + j * ld + e, 4));
+    if (j < keys) {
+        __mmask16 tail = (__mmask16)((1u << (keys - j)) - 1);
+        for (long e = 0; e < d; e++)
+            _mm512_mask_storeu_ps(bt + e * ldt + j, tail, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), tail, rows, x + j * ld + e, 4));
     }
 }
 
@@ -228,29 +236,26 @@ static AVX512 void softmax_backward_row(float *ds, const float *p, long valid, l
 }
 
 AVX512 void lf_attention_block_forward(const lf_attention_block *blk,
-                                       const float *q, long ldq, const float *k, const float *v, long ldkv,
-                                       float *probs, long ldp, long probs_width, float *out, long ldo,
-                                       float *scratch) {
-    long d = blk->head_dim, kp = round16(blk->keys);
-    transpose(k, ldkv, blk->keys, d, scratch, kp);
-    masked_scores(blk, q, ldq, scratch, kp, probs, ldp, blk->scale);
+                                       const float *q, long ldq, const float *kt, long ldkt, const float *v, long ldv,
+                                       float *probs, long ldp, long probs_width, float *out, long ldo) {
+    long d = blk->head_dim;
+    masked_scores(blk, q, ldq, kt, ldkt, probs, ldp, blk->scale);
     for (long i = 0; i < blk->rows; i++) softmax_row(probs + i * ldp, visible(blk, i), probs_width);
     zero_rows(out, blk->rows, d, ldo);
-    product(blk, K_VISIBLE_TO_LAST_ROW, blk->rows, d, blk->keys, probs, ldp, 1, v, ldkv, out, ldo, 1.0f);
+    product(blk, K_VISIBLE_TO_LAST_ROW, blk->rows, d, blk->keys, probs, ldp, 1, v, ldv, out, ldo, 1.0f);
 }
 
 AVX512 void lf_attention_block_backward(const lf_attention_block *blk,
-                                        const float *q, long ldq, const float *k, const float *v, long ldkv,
+                                        const float *q, long ldq, const float *k, long ldk, const float *vt, long ldvt,
                                         const float *dout, long lddo, const float *probs, long ldp,
                                         float *dq, long lddq, int accumulate_dq,
                                         float *dv_partial, float *dk_partial, float *scratch) {
     long d = blk->head_dim, keys = blk->keys, rows = blk->rows, kp = round16(keys);
-    float *vt = scratch, *ds = scratch + d * kp;  // [D, kp], [rows, kp]
-    transpose(v, ldkv, keys, d, vt, kp);
-    masked_scores(blk, dout, lddo, vt, kp, ds, kp, 1.0f);  // dprobs
+    float *ds = scratch;  // [rows, kp]
+    masked_scores(blk, dout, lddo, vt, ldvt, ds, kp, 1.0f);  // dprobs
     for (long i = 0; i < rows; i++) softmax_backward_row(ds + i * kp, probs + i * ldp, visible(blk, i), keys);
     if (!accumulate_dq) zero_rows(dq, rows, d, lddq);
-    product(blk, K_VISIBLE_TO_LAST_ROW, rows, d, keys, ds, kp, 1, k, ldkv, dq, lddq, blk->scale);
+    product(blk, K_VISIBLE_TO_LAST_ROW, rows, d, keys, ds, kp, 1, k, ldk, dq, lddq, blk->scale);
     zero_rows(dv_partial, keys, d, d);
     product(blk, K_FROM_FIRST_SEEING, keys, d, rows, probs, 1, ldp, dout, lddo, dv_partial, d, 1.0f);
     zero_rows(dk_partial, keys, d, d);

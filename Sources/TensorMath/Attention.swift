@@ -258,6 +258,11 @@ public enum Attention {
             let scratch = gs > 1 ? stackScratch.take(count: shape.tokens * shape.qWidth) : nil
             defer { if let scratch { stackScratch.give(scratch) } }
             let packed = scratch?.pointer
+            // The block kernels take each group's keys transposed, formed once here.
+            let transposed = blockKernels ? TransposedGroups(segments, shape) : nil
+            let keysT = transposed.map { transposeScratch.take(count: $0.count) }
+            defer { if let keysT { transposeScratch.give(keysT) } }
+            if let transposed, let keysT { transposed.fill(keysT.pointer, from: k, segments, shape) }
             run(queryBlocks(segments, shape), blas: !blockKernels) { item in
                 let b = Block(item, segments, shape)
                 let (t, g, r0, keys, rows, first, tokens) = (b.t, b.g, b.r0, b.keys, b.rows, b.first, b.tokens)
@@ -266,11 +271,10 @@ public enum Attention {
                 if let packed { pack(q, into: packed, group: g, rows: tokens, shape: shape) }
                 let qs = stacked(UnsafeMutablePointer(mutating: q), packed: packed, group: g, row: first, shape: shape)
                 let os = stacked(out, packed: packed, group: g, row: first, shape: shape)
-                if blockKernels {
+                if let transposed, let keysT {
                     var block = b.kernelBlock(shape, scale: scale)
-                    let scratch = blockScratch.take(count: lf_attention_block_scratch(block.rows, block.keys, d))
-                    lf_attention_block_forward(&block, qs.base, qs.ld, ks, vs, kw, p, t, t, os.base, os.ld, scratch.pointer)
-                    blockScratch.give(scratch)
+                    lf_attention_block_forward(&block, qs.base, qs.ld, transposed.group(keysT.pointer, segment: item.segment, group: g),
+                                               transposed.ld[item.segment], vs, kw, p, t, t, os.base, os.ld)
                     if let packed { unpack(packed, into: out, group: g, rows: tokens, shape: shape, accumulate: false) }
                     return
                 }
@@ -287,6 +291,38 @@ public enum Attention {
                 // out_stacked = probs · v_g (no weight past key r1 in a causal block)
                 BLAS.gemm(.none, .none, m: rows, n: d, k: keys, a: p, lda: t, b: vs, ldb: kw, c: os.base, ldc: os.ld)
                 if let packed { unpack(packed, into: out, group: g, rows: tokens, shape: shape, accumulate: false) }
+            }
+        }
+    }
+
+    /// Every (segment, kv group)'s keys or values transposed for the block kernels: group g of
+    /// segment s is `[D, ld[s]]` (ld = the length rounded up to 16) at `offset[s] + g·D·ld[s]`.
+    struct TransposedGroups {
+        var offset: [Int] = []
+        var ld: [Int] = []
+        var count = 0
+        let headDim: Int
+
+        init(_ segments: [Segment], _ shape: Shape) {
+            headDim = shape.headDim
+            for segment in segments {
+                let rounded = (segment.length + 15) / 16 * 16
+                offset.append(count)
+                ld.append(rounded)
+                count += shape.kvHeads * headDim * rounded
+            }
+        }
+
+        func group(_ base: UnsafeMutablePointer<Float>, segment s: Int, group g: Int) -> UnsafeMutablePointer<Float> {
+            base + offset[s] + g * headDim * ld[s]
+        }
+
+        /// Transposes `x` (`[T, kvHeads·D]`) group by group, the groups over our workers.
+        func fill(_ target: UnsafeMutablePointer<Float>, from x: UnsafePointer<Float>, _ segments: [Segment], _ shape: Shape) {
+            let kw = shape.kvWidth, groups = shape.kvHeads
+            Parallel.forEachItem(segments.count * groups) { item in
+                let s = item / groups, g = item % groups, segment = segments[s]
+                lf_attention_transpose(x + segment.start * kw + g * headDim, kw, segment.length, headDim, group(target, segment: s, group: g), ld[s])
             }
         }
     }
@@ -343,6 +379,8 @@ extension Attention {
     static let partialScratch = ScratchCache()
     /// Stacked (packed) q / dout / out / dq rows of groups with several heads.
     static let stackScratch = ScratchCache()
-    /// Each worker's scratch of the block kernels (transposed keys or values, the dscores block).
+    /// Each worker's dscores block of the block kernels' backward.
     static let blockScratch = BufferPool()
+    /// The transposed keys (forward) or values (backward) of the block kernels.
+    static let transposeScratch = ScratchCache()
 }

@@ -57,6 +57,11 @@ extension Attention {
             let maxRows = causalBlockRows * gs, maxKeys = lengths.max() ?? 0
             let betaFirst: Float = accumulate ? 1 : 0
             let blockKernels = usesBlockKernels(shape)
+            // The block kernels take each group's values transposed, formed once here.
+            let transposed = blockKernels ? TransposedGroups(segments, shape) : nil
+            let valuesT = transposed.map { transposeScratch.take(count: $0.count) }
+            defer { if let valuesT { transposeScratch.give(valuesT) } }
+            if let transposed, let valuesT { transposed.fill(valuesT.pointer, from: v, segments, shape) }
             run(queryBlocks(segments, shape), blas: !blockKernels) { item in
                 let b = Block(item, segments, shape)
                 let (t, g, r0, keys, rows, first, tokens) = (b.t, b.g, b.r0, b.keys, b.rows, b.first, b.tokens)
@@ -68,11 +73,13 @@ extension Attention {
                 let dos = stacked(UnsafeMutablePointer(mutating: dout), packed: doutPacked, group: g, row: first, shape: shape)
                 let qs = stacked(UnsafeMutablePointer(mutating: q), packed: qPacked, group: g, row: first, shape: shape)
                 let offset = plan.offset(segment: item.segment, group: g, block: r0 / causalBlockRows)
-                if blockKernels {
+                if let transposed, let valuesT {
                     let dqs = stacked(dq, packed: dqPacked, group: g, row: first, shape: shape)
                     var kernel = b.kernelBlock(shape, scale: scale)
                     let scratch = blockScratch.take(count: lf_attention_block_scratch(maxRows, maxKeys, d))
-                    lf_attention_block_backward(&kernel, qs.base, qs.ld, ks, vs, kw, dos.base, dos.ld, p, t,
+                    lf_attention_block_backward(&kernel, qs.base, qs.ld, ks, kw,
+                                                transposed.group(valuesT.pointer, segment: item.segment, group: g), transposed.ld[item.segment],
+                                                dos.base, dos.ld, p, t,
                                                 dqs.base, dqs.ld, dqPacked == nil && accumulate ? 1 : 0,
                                                 dvPartials + offset, dkPartials + offset, scratch.pointer)
                     blockScratch.give(scratch)

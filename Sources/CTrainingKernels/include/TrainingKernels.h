@@ -17,22 +17,25 @@ typedef struct {
 /// 1 when this CPU runs the AVX-512 block kernels and head_dim suits them, else 0 (then use sgemm).
 int lf_attention_blocks_supported(long head_dim);
 
-/// Floats of scratch one call needs (transposed keys or values + the dscores block).
+/// Floats of scratch one backward call needs (its dscores block).
 long lf_attention_block_scratch(long rows, long keys, long head_dim);
 
+/// xt[e, j] = x[j, e] for j < keys, e < D: a group's keys or values `[keys, D]` at ld → `[D, ldt]`.
+void lf_attention_transpose(const float *x, long ld, long keys, long head_dim, float *xt, long ldt);
+
 /// probs[i, 0..<probs_width] = softmax over the visible keys of scale·q_i·kᵀ (0 past them), and
-/// out[i, 0..<D] = probs_i · v. q `[rows, D]` at ldq, k and v `[keys, D]` at ldkv, probs at ldp,
-/// out at ldo (written, not accumulated).
+/// out[i, 0..<D] = probs_i · v. q `[rows, D]` at ldq, kt the keys transposed `[D, ldkt]`
+/// (lf_attention_transpose), v `[keys, D]` at ldv, probs at ldp, out at ldo (written).
 void lf_attention_block_forward(const lf_attention_block *block,
-                                const float *q, long ldq, const float *k, const float *v, long ldkv,
-                                float *probs, long ldp, long probs_width, float *out, long ldo,
-                                float *scratch);
+                                const float *q, long ldq, const float *kt, long ldkt, const float *v, long ldv,
+                                float *probs, long ldp, long probs_width, float *out, long ldo);
 
 /// Backward of the same block from dout `[rows, D]`: dq `[rows, D]` (+)= scale · dscores · k
 /// (accumulated when accumulate_dq, else written); dv_partial and dk_partial `[keys, D]`
 /// (leading dimension D) are written with this block's shares pᵀ · dout and scale · dscoresᵀ · q.
+/// k `[keys, D]` at ldk, vt the values transposed `[D, ldvt]`.
 void lf_attention_block_backward(const lf_attention_block *block,
-                                 const float *q, long ldq, const float *k, const float *v, long ldkv,
+                                 const float *q, long ldq, const float *k, long ldk, const float *vt, long ldvt,
                                  const float *dout, long lddo, const float *probs, long ldp,
                                  float *dq, long lddq, int accumulate_dq,
                                  float *dv_partial, float *dk_partial, float *scratch);
