@@ -11,6 +11,10 @@
 // only forms the columns its last row sees, a key tile of the dk/dv shares only sums the rows
 // that see it — instead of whole 128-row blocks up to the diagonal.
 //
+// Measured (`TrainBench --config smol --kernels`, both paths alternating in one process, two
+// workers): a SmolLM2 layer's attention forward 2.2–2.9 ms best wall against 4.0–4.3 ms with
+// sgemm, backward 4.0–4.3 against 5.3–6.4; the tiles alone run at ~100 GFLOP/s per core.
+//
 // Every output element is a fixed sum order of its own products, so a result never depends on
 // which worker ran which block.
 #include "TrainingKernels.h"

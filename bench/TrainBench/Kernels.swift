@@ -1,6 +1,7 @@
 // `TrainBench --config C --kernels [--repeat N] [--profile]`: the element-wise and attention kernels of one
 // decoder layer of the config's training step, each timed alone, best (and median) of N runs.
-// `--profile` adds attention's per-sgemm-shape and softmax times (OpProfile) of one call.
+// `--profile` adds attention's per-sgemm-shape and softmax times (OpProfile) of one call. Attention
+// is timed on both of its paths (the AVX-512 block kernels and the sgemm one) where both exist.
 // Short runs repeated and the best kept are what survives a shared machine: the step's
 // wall-clock shares move with the load, a kernel's best-of-N much less. One JSON object.
 import Dispatch
@@ -76,10 +77,21 @@ func kernelBench(_ bench: BenchConfig, repetitions: Int, profile: Bool) -> [Stri
                                q: q.pointer + s * t * qw, k: k.pointer + s * t * kw, v: v.pointer + s * t * kw, shape: shape, scale: scale)
         }
     }
-    time("attention.forward (all sequences, one layer)", flops: 2 * attentionFlops) { attentionForward() }
-    time("attention.backward (all sequences, one layer)", flops: 4 * attentionFlops) { attentionBackward() }
-    time("attention.forward after a threaded sgemm", flops: 2 * attentionFlops, before: threadedSGEMM) { attentionForward() }
-    time("attention.backward after a threaded sgemm", flops: 4 * attentionFlops, before: threadedSGEMM) { attentionBackward() }
+    // Both attention paths where the CPU has the block kernels (AttentionBlocks.c), alternating
+    // over two rounds so a change in the machine's speed shows in both; else the sgemm path only.
+    let paths = Attention.usesBlockKernels(headDim: c.headDim) ? [[true, false], [false, true]] : [[false]]
+    defer { Attention.blockKernelsEnabled = true }
+    for round in paths {
+        for blockKernels in round {
+            Attention.blockKernelsEnabled = blockKernels
+            let path = blockKernels ? "block kernels" : "sgemm"
+            time("attention.forward (all sequences, one layer) [\(path)]", flops: 2 * attentionFlops) { attentionForward() }
+            time("attention.backward (all sequences, one layer) [\(path)]", flops: 4 * attentionFlops) { attentionBackward() }
+            time("attention.forward after a threaded sgemm [\(path)]", flops: 2 * attentionFlops, before: threadedSGEMM) { attentionForward() }
+            time("attention.backward after a threaded sgemm [\(path)]", flops: 4 * attentionFlops, before: threadedSGEMM) { attentionBackward() }
+        }
+    }
+    Attention.blockKernelsEnabled = true
     var attentionProfile: [[String: Any]] = []
     if profile {
         // Where one layer's attention goes: per-sgemm-shape and softmax seconds of one call each.
