@@ -160,7 +160,7 @@ let package = Package(
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Models", "TensorMath", "Checkpoints", "ForgeCore"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "TensorMath", "Checkpoints", "ForgeCore"], resources: [.copy("Fixtures")]),
         // `llava-forge predict` run as a process on the model fixtures; the .npy writer.
-        .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Models", "Imaging", "Tokenizers", "ForgeCore"]),
+        .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Models", "Imaging", "Tokenizers", "ForgeCore"], exclude: ["Fixtures"]),
         // Masking vs LLaVA's rules, loaders, batching, feature cache, metrics, and `llava-forge train` runs (resume).
         .testTarget(name: "TrainingDataTests", dependencies: [
             "TrainingData", "Training", "Models", "Tokenizers", "Store", "Pipeline", "TensorMath", "ForgeCore",
