@@ -94,7 +94,7 @@ let package = Package(
         // Built for haswell (AVX2 + FMA + F16C, as llama.cpp's default x86 build) so the block kernels vectorize.
         // AVX2 int16 block kernels (vpmaddwd), which Swift's SIMD types cannot express.
         .target(name: "CInferenceKernels", cSettings: [.unsafeFlags(["-O3", "-mavx2", "-mfma", "-mf16c"])]),
-        .target(name: "Inference", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Models", "Tokenizers", "CInferenceKernels"],
+        .target(name: "Inference", dependencies: ["ForgeCore", "TensorMath", "Checkpoints", "Models", "Tokenizers", "CInferenceKernels", "CTrainingKernels"],
                 swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "haswell"])]),
 
         // bench/decode_bench.sh's driver (not a product).

@@ -122,7 +122,8 @@ public final class QuantizedLlama {
         // the decode ones share one parallel region, each with its own part.
         var prefillScores = 0, decodeScores = 0
         for (s, t) in zip(sequences, counts) {
-            let need = SequenceAttention.scratchCount(tokens: t, context: s.cache.length + t, heads: c.numAttentionHeads)
+            let need = SequenceAttention.scratchCount(tokens: t, context: s.cache.length + t, heads: c.numAttentionHeads,
+                                                      kvHeads: c.numKeyValueHeads, headDim: c.headDim)
             if t >= SequenceAttention.gemmThreshold { prefillScores = max(prefillScores, need) } else { decodeScores += need }
         }
         let maxScores = max(prefillScores, decodeScores)

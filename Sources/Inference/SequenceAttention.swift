@@ -1,4 +1,5 @@
 import CInferenceKernels
+import CTrainingKernels
 import Foundation
 import TensorMath
 
@@ -23,10 +24,14 @@ enum SequenceAttention {
         min(prefillSlots, heads * ((t + prefillQueryRows - 1) / prefillQueryRows))
     }
 
-    /// Floats of score scratch `forward` needs.
-    static func scratchCount(tokens t: Int, context: Int, heads: Int) -> Int {
-        t >= gemmThreshold ? prefillChunks(tokens: t, heads: heads) * min(t, prefillQueryRows) * context : heads * t * context
+    /// Floats of score scratch `forward` needs (for the block kernels, the transposed keys too).
+    static func scratchCount(tokens t: Int, context: Int, heads: Int, kvHeads: Int, headDim d: Int) -> Int {
+        guard t >= gemmThreshold else { return heads * t * context }
+        let slots = prefillChunks(tokens: t, heads: heads) * min(t, prefillQueryRows) * context
+        return slots + (Attention.usesBlockKernels(headDim: d) ? kvHeads * d * transposedStride(context) : 0)
     }
+
+    static func transposedStride(_ context: Int) -> Int { (context + 15) / 16 * 16 }
 
     static func forward(
         out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
@@ -45,6 +50,25 @@ enum SequenceAttention {
             let blockRows = prefillQueryRows, blocks = (t + blockRows - 1) / blockRows
             let items = heads * blocks, chunks = prefillChunks(tokens: t, heads: heads)
             let slotFloats = min(t, blockRows) * context
+            if Attention.usesBlockKernels(headDim: d) {
+                // The training attention's AVX-512 block kernels (CTrainingKernels): scores,
+                // softmax and values of a block in one call over each KV head's keys transposed
+                // once here, the causal mask skipped per 6-row tile; no BLAS at all.
+                let ld = transposedStride(context), keysT = scores + chunks * slotFloats
+                WorkerPool.run(kvHeads) { g in lf_attention_transpose(keys + g * d, kvWidth, context, d, keysT + g * d * ld, ld) }
+                WorkerPool.run(chunks) { chunk in
+                    let slot = scores + chunk * slotFloats
+                    for item in (chunk * items / chunks)..<((chunk + 1) * items / chunks) {
+                        let h = item / blocks, g = h / group, first = (item % blocks) * blockRows
+                        let rows = min(blockRows, t - first), span = offset + first + rows
+                        var block = lf_attention_block(rows: rows, keys: span, head_dim: d, group: 1, first_token: offset + first,
+                                                       causal: 1, scale: scale)
+                        lf_attention_block_forward(&block, q + first * qWidth + h * d, qWidth, keysT + g * d * ld, ld,
+                                                   values + g * d, kvWidth, slot, span, span, out + first * qWidth + h * d, qWidth)
+                    }
+                }
+                return
+            }
             BLASRuntime.withSingleThreadedBLAS {
                 WorkerPool.run(chunks) { chunk in
                     let slot = scores + chunk * slotFloats

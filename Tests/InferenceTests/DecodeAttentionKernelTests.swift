@@ -1,5 +1,6 @@
 import XCTest
 import CInferenceKernels
+import TensorMath
 @testable import Inference
 
 /// The decode attention products (C: AVX-512 for head dims that are multiples of 16, AVX2 per head
@@ -14,6 +15,51 @@ final class DecodeAttentionKernelTests: XCTestCase {
                     check(heads: heads, d: d, valid: valid)
                 }
             }
+        }
+    }
+
+    /// Prefill attention on the AVX-512 block kernels (head dims that are multiples of 16) equals
+    /// the sgemm path and a Float64 loop: fresh prompts and continuations after a cached prefix,
+    /// lengths around the 64-query blocks, GQA groups of 1 and 3.
+    func testPrefillBlockKernelsMatchTheSGEMMPathAndFloat64() {
+        defer { Attention.blockKernelsEnabled = true }
+        for (heads, kvHeads, d, t, offset) in [(6, 2, 64, 70, 0), (6, 2, 64, 9, 37), (3, 3, 32, 130, 5), (2, 1, 16, 64, 0)] {
+            let context = offset + t, qWidth = heads * d, kvWidth = kvHeads * d
+            let q = Support.randomFloats(t * qWidth, seed: UInt64(t * 7 + d), scale: 2)
+            let keys = Support.randomFloats(context * kvWidth, seed: UInt64(context + d))
+            let values = Support.randomFloats(context * kvWidth, seed: UInt64(context * 3 + d))
+            var results: [[Float]] = []
+            for blockKernels in [true, false] {
+                Attention.blockKernelsEnabled = blockKernels
+                var out = [Float](repeating: .nan, count: t * qWidth)
+                var scores = [Float](repeating: .nan, count: SequenceAttention.scratchCount(tokens: t, context: context, heads: heads,
+                                                                                             kvHeads: kvHeads, headDim: d))
+                SequenceAttention.forward(out: &out, scores: &scores, q: q, keys: keys, values: values,
+                                          tokens: t, offset: offset, heads: heads, kvHeads: kvHeads, headDim: d)
+                results.append(out)
+            }
+            let label = "heads \(heads)/\(kvHeads) d \(d) t \(t) offset \(offset)"
+            Attention.blockKernelsEnabled = true
+            if CPUFeatures.current().hasAVX512 { XCTAssertTrue(Attention.usesBlockKernels(headDim: d), "block path taken, \(label)") }
+            XCTAssertLessThanOrEqual(Support.maxAbsDifference(results[0], results[1]), 1e-5, "block kernels vs sgemm, \(label)")
+            let scale = 1 / Double(d).squareRoot(), group = heads / kvHeads
+            var worst = 0.0
+            for i in 0..<t {
+                for h in 0..<heads {
+                    let g = h / group, visible = offset + i + 1
+                    var s = (0..<visible).map { j in
+                        (0..<d).reduce(0.0) { $0 + Double(q[i * qWidth + h * d + $1]) * Double(keys[j * kvWidth + g * d + $1]) } * scale
+                    }
+                    let top = s.max()!
+                    s = s.map { exp($0 - top) }
+                    let total = s.reduce(0, +)
+                    for e in 0..<d {
+                        let exact = (0..<visible).reduce(0.0) { $0 + s[$1] / total * Double(values[$1 * kvWidth + g * d + e]) }
+                        worst = max(worst, abs(exact - Double(results[0][i * qWidth + h * d + e])))
+                    }
+                }
+            }
+            XCTAssertLessThanOrEqual(worst, 1e-5, "block kernels vs Float64, \(label)")
         }
     }
 

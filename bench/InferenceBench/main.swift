@@ -23,7 +23,7 @@ func emit(_ fields: [String: Any]) {
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    FileHandle.standardError.write(Data("usage: InferenceBench MODEL.gguf [all|decode|prefill|prefix|batch|scheduler|threshold|kernels]\n".utf8))
+    FileHandle.standardError.write(Data("usage: InferenceBench MODEL.gguf [all|decode|prefill|prefix|batch|scheduler|threshold|kernels|prefill-attention]\n".utf8))
     exit(2)
 }
 let only = arguments.count > 2 ? arguments[2] : "all"
@@ -56,6 +56,32 @@ if wants("prefill") {
         _ = try engine.decode(tokens: ids, cache: cache)
         let seconds = now() - start
         emit(["what": "prefill", "tokens": count, "seconds": seconds, "tokens_per_second": Double(count) / seconds])
+    }
+}
+
+// `prefill-attention` (not in "all"): prefill with attention on the AVX-512 block kernels vs the
+// per-block sgemms, alternating in this process (5 rounds), best and median seconds of each.
+if only.split(separator: ",").contains("prefill-attention"), Attention.usesBlockKernels(headDim: engine.config.headDim) {
+    defer { Attention.blockKernelsEnabled = true }
+    for count in [512, 1500] {
+        let ids = prompt(count, seed: 3)
+        let cache = engine.makeCache(capacity: count)
+        var seconds: [Bool: [Double]] = [true: [], false: []]
+        for round in 0..<6 {
+            for blockKernels in round % 2 == 0 ? [true, false] : [false, true] {
+                Attention.blockKernelsEnabled = blockKernels
+                cache.reset()
+                let start = now()
+                _ = try engine.decode(tokens: ids, cache: cache)
+                if round > 0 { seconds[blockKernels]!.append(now() - start) }  // round 0 warms up
+            }
+        }
+        for (blockKernels, list) in seconds.sorted(by: { $0.key && !$1.key }) {
+            let sorted = list.sorted()
+            emit(["what": "prefill-attention", "path": blockKernels ? "block kernels" : "sgemm", "tokens": count,
+                  "best_seconds": sorted[0], "median_seconds": sorted[sorted.count / 2],
+                  "tokens_per_second_median": Double(count) / sorted[sorted.count / 2]])
+        }
     }
 }
 
