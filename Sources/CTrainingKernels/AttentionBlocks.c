@@ -1,4 +1,4 @@
-// Training attention, one query block of one kv group per call: the products as AVX-512
+// Attention (training, the float forward, the quantized engine's prefill), one query block of one kv group per call: the products as AVX-512
 // register tiles (6 rows × 64 columns, 24 accumulators) and the softmax rows in between. The
 // keys (forward) and values (backward) come transposed, once per call and group, not per block.
 //

@@ -379,8 +379,6 @@ extension Attention {
     static let partialScratch = ScratchCache()
     /// Stacked (packed) q / dout / out / dq rows of groups with several heads.
     static let stackScratch = ScratchCache()
-    /// Each worker's dscores block of the block kernels' backward.
-    static let blockScratch = BufferPool()
     /// The transposed keys (forward) or values (backward) of the block kernels.
     static let transposeScratch = ScratchCache()
 }

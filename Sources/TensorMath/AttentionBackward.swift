@@ -76,13 +76,13 @@ extension Attention {
                 if let transposed, let valuesT {
                     let dqs = stacked(dq, packed: dqPacked, group: g, row: first, shape: shape)
                     var kernel = b.kernelBlock(shape, scale: scale)
-                    let scratch = blockScratch.take(count: lf_attention_block_scratch(maxRows, maxKeys, d))
+                    let scratch = dscoresPool.take(count: lf_attention_block_scratch(maxRows, maxKeys, d))
                     lf_attention_block_backward(&kernel, qs.base, qs.ld, ks, kw,
                                                 transposed.group(valuesT.pointer, segment: item.segment, group: g), transposed.ld[item.segment],
                                                 dos.base, dos.ld, p, t,
                                                 dqs.base, dqs.ld, dqPacked == nil && accumulate ? 1 : 0,
                                                 dvPartials + offset, dkPartials + offset, scratch.pointer)
-                    blockScratch.give(scratch)
+                    dscoresPool.give(scratch)
                     if let dqPacked { unpack(dqPacked, into: dq, group: g, rows: tokens, shape: shape, accumulate: accumulate) }
                     return
                 }
@@ -163,8 +163,8 @@ extension Attention {
         }
     }
 
-    /// Each worker's dscores block (`[rows·G, keys]`): a small pool, so the block a worker reuses
-    /// item after item stays in its cache.
+    /// Each worker's dscores block (`[rows·G, keys]`, the block kernels' rows rounded up to 16
+    /// keys): a small pool, so the block a worker reuses item after item stays in its cache.
     static let dscoresPool = BufferPool()
 }
 
