@@ -1,6 +1,7 @@
-// Attention (training, the float forward, the quantized engine's prefill), one query block of one kv group per call: the products as AVX-512
-// register tiles (6 rows × 64 columns, 24 accumulators) and the softmax rows in between. The
-// keys (forward) and values (backward) come transposed, once per call and group, not per block.
+// Attention of one query block of one kv group per call — for training, the float forward and
+// the quantized engine's prefill: the products as AVX-512 register tiles (6 rows × 64 columns,
+// 24 accumulators) and the softmax rows in between. The keys (forward) and values (backward)
+// come transposed, once per call and group, not per block.
 //
 // Why not sgemm: the block's products have D = 64 on one side (q·kᵀ has K = 64, p·v and the
 // dk/dv shares have N = 64) and run single-threaded, one item per worker. OpenBLAS ran them at
