@@ -38,10 +38,7 @@ int lf_attention_blocks_supported(long head_dim) {
 
 static long round16(long n) { return (n + 15) / 16 * 16; }
 
-long lf_attention_block_scratch(long rows, long keys, long head_dim) {
-    (void)head_dim;
-    return rows * round16(keys);
-}
+long lf_attention_block_scratch(long rows, long keys) { return rows * round16(keys); }
 
 // Keys stacked row i sees (1 ... keys).
 INLINE long visible(const lf_attention_block *b, long i) {

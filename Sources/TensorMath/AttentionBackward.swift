@@ -76,7 +76,7 @@ extension Attention {
                 if let transposed, let valuesT {
                     let dqs = stacked(dq, packed: dqPacked, group: g, row: first, shape: shape)
                     var kernel = b.kernelBlock(shape, scale: scale)
-                    let scratch = dscoresPool.take(count: lf_attention_block_scratch(maxRows, maxKeys, d))
+                    let scratch = dscoresPool.take(count: lf_attention_block_scratch(maxRows, maxKeys))
                     lf_attention_block_backward(&kernel, qs.base, qs.ld, ks, kw,
                                                 transposed.group(valuesT.pointer, segment: item.segment, group: g), transposed.ld[item.segment],
                                                 dos.base, dos.ld, p, t,

@@ -80,7 +80,6 @@ func kernelBench(_ bench: BenchConfig, repetitions: Int, profile: Bool) -> [Stri
     // Both attention paths where the CPU has the block kernels (AttentionBlocks.c), alternating
     // over two rounds so a change in the machine's speed shows in both; else the sgemm path only.
     let paths = Attention.usesBlockKernels(headDim: c.headDim) ? [[true, false], [false, true]] : [[false]]
-    defer { Attention.blockKernelsEnabled = true }
     for round in paths {
         for blockKernels in round {
             Attention.blockKernelsEnabled = blockKernels

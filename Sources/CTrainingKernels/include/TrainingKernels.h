@@ -18,7 +18,7 @@ typedef struct {
 int lf_attention_blocks_supported(long head_dim);
 
 /// Floats of scratch one backward call needs (its dscores block).
-long lf_attention_block_scratch(long rows, long keys, long head_dim);
+long lf_attention_block_scratch(long rows, long keys);
 
 /// xt[e, j] = x[j, e] for j < keys, e < D: a group's keys or values `[keys, D]` at ld → `[D, ldt]`.
 void lf_attention_transpose(const float *x, long ld, long keys, long head_dim, float *xt, long ldt);
